@@ -1,0 +1,39 @@
+# Two commands on a fresh machine:
+#   make run    create .venv if missing, install, run the whole DVC pipeline
+#   make test   create .venv if missing, install, run ruff, mypy and pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test lint typecheck pytest venv mlflow-ui clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	dvc repro
+	dvc metrics show
+
+test: lint typecheck pytest
+
+lint: venv
+	ruff check .
+
+typecheck: venv
+	mypy
+
+pytest: venv
+	pytest
+
+mlflow-ui: venv
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

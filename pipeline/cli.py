@@ -1,0 +1,89 @@
+"""`leadscore` command line: argument parsing only; the work is in the stage modules.
+
+Exit codes: 0 ok, 1 internal error, 2 bad params or usage, 3 bad input data, 4 model missing or
+mismatched, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from pipeline import __version__
+from pipeline.config import DEFAULT_PARAMS, Settings, load_settings
+from pipeline.errors import LeadscoreError
+
+log = logging.getLogger("leadscore")
+
+
+def _stage(name: str) -> Callable[[Settings], Any]:
+    """The stage's ``run`` function, imported only when asked for (MLflow is slow to import)."""
+    import importlib
+
+    module = importlib.import_module(f"pipeline.{name}")
+    runner: Callable[[Settings], Any] = module.run
+    return runner
+
+
+STAGES = {
+    "generate": "write the synthetic CRM export to paths.raw (source.kind: synthetic)",
+    "ingest": "validate the export into paths.interim; quarantine unusable rows with their reason",
+    "features": "build the point-in-time feature matrix and feature spec in paths.features",
+    "train": "train LightGBM on a time split, save models/, log an MLflow run",
+    "evaluate": "holdout metrics (metrics.json), curves for dvc plots, figures to MLflow",
+    "score": "score every open deal: probability, score, grade, top reasons -> paths.scores",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadscore", description="Predictive lead scoring with reasons a sales rep can read.")
+    parser.add_argument("--version", action="version", version=f"leadscore {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=str(DEFAULT_PARAMS), metavar="FILE",
+                        help="params file to read (default: %(default)s)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    common.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in STAGES.items():
+        sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    return parser
+
+
+def _configure_logging(*, verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(verbose=args.verbose, quiet=args.quiet)
+    started = time.perf_counter()
+    try:
+        settings = load_settings(args.params)
+        _stage(args.command)(settings)
+    except LeadscoreError as exc:
+        print(f"leadscore {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"leadscore {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: say so plainly
+        if args.debug:
+            traceback.print_exc()
+        print(f"leadscore {args.command}: internal error: {type(exc).__name__}: {exc}"
+              + ("" if args.debug else " (rerun with --debug for the traceback)"), file=sys.stderr)
+        return 1
+    log.info("%s done in %.1f s", args.command, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

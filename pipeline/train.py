@@ -1,0 +1,152 @@
+"""The train stage: time-based split, LightGBM with early stopping, model files, MLflow run.
+
+Training is seeded and deterministic (``deterministic=true``, fixed threads, column-wise
+histograms), so the same features and params give a byte-identical ``model.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from pipeline.config import Settings, TrainParams
+from pipeline.errors import DataError
+from pipeline.features import FeatureSet, read_feature_set
+from pipeline.io import atomic_path, sha256_file, write_json
+from pipeline.model import category_levels, model_version, prepare_matrix, time_split
+from pipeline.schema import MODEL_FILE, MODEL_META_FILE
+from pipeline.tracking import log_training_run
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    booster: lgb.Booster
+    meta: dict[str, Any]        # everything model_meta.json holds except the model file's hash
+    split: pd.Series            # train / valid / test per labeled row of the feature matrix
+
+
+def lgb_params(params: TrainParams, *, seed: int) -> dict[str, Any]:
+    return {
+        "objective": "binary",
+        "metric": "auc",
+        "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves,
+        "min_data_in_leaf": params.min_data_in_leaf,
+        "feature_fraction": params.feature_fraction,
+        "lambda_l2": params.lambda_l2,
+        "num_threads": params.num_threads,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbosity": -1,
+    }
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's values, independent of how it was stored on disk."""
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes() + ",".join(map(str, frame.columns)).encode()).hexdigest()
+
+
+def _split_summary(labeled: pd.DataFrame, split: pd.Series) -> dict[str, Any]:
+    summary = {}
+    for name in SPLITS:
+        rows = labeled[split == name]
+        summary[name] = {
+            "rows": len(rows),
+            "won": int(rows["label"].sum()),
+            "as_of_from": str(rows["as_of"].min().date()) if len(rows) else None,
+            "as_of_to": str(rows["as_of"].max().date()) if len(rows) else None,
+        }
+    return summary
+
+
+def _require_both_outcomes(summary: dict[str, Any]) -> None:
+    for name in SPLITS:
+        rows, won = summary[name]["rows"], summary[name]["won"]
+        if won == 0 or won == rows:
+            raise DataError(
+                f"the {name} slice has {rows} closed deals of which {won} won; every slice needs both won "
+                "and lost deals. Provide more history or change train.valid_fraction / train.test_fraction.")
+
+
+def train(features: FeatureSet, *, params: TrainParams, seed: int) -> TrainResult:
+    """Fit LightGBM on the oldest closed deals, early-stopping on the next slice."""
+    labeled = features.matrix[features.matrix["label"].notna()]
+    split = time_split(labeled, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction)
+    summary = _split_summary(labeled, split)
+    _require_both_outcomes(summary)
+
+    train_rows, valid_rows = labeled[split == "train"], labeled[split == "valid"]
+    levels = category_levels(train_rows, features.specs)
+    x_train = prepare_matrix(train_rows, specs=features.specs, levels=levels)
+    x_valid = prepare_matrix(valid_rows, specs=features.specs, levels=levels)
+    config = lgb_params(params, seed=seed)
+    dtrain = lgb.Dataset(x_train, label=train_rows["label"].to_numpy(), free_raw_data=False)
+    dvalid = lgb.Dataset(x_valid, label=valid_rows["label"].to_numpy(), reference=dtrain)
+    booster = lgb.train(
+        config, dtrain, num_boost_round=params.num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
+        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+    )
+    best = booster.best_iteration or params.num_boost_round
+    valid_auc = float(roc_auc_score(valid_rows["label"], booster.predict(x_valid, num_iteration=best)))
+    log.info("trained %d trees (early stopping); validation ROC AUC %.4f on %d deals",
+             best, valid_auc, len(valid_rows))
+    meta = {
+        "features": [s.as_dict() for s in features.specs],
+        "category_levels": levels,
+        "best_iteration": best,
+        "lightgbm_params": config,
+        "lightgbm_version": lgb.__version__,
+        "split": {"method": "time", "valid_fraction": params.valid_fraction,
+                  "test_fraction": params.test_fraction, **summary},
+        "valid_auc": round(valid_auc, 6),
+        "train_data_sha256": data_fingerprint(train_rows),
+        "git_commit": git_commit(),
+    }
+    return TrainResult(booster=booster, meta=meta, split=split)
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository the stage runs in, with "+dirty" if tracked files changed."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def save_model(result: TrainResult, models_dir: Path) -> dict[str, Any]:
+    """Write model.txt and model_meta.json (with the model's sha256 and version); return the metadata."""
+    model_path = models_dir / MODEL_FILE
+    with atomic_path(model_path) as tmp:
+        result.booster.save_model(str(tmp), num_iteration=result.meta["best_iteration"])
+    digest = sha256_file(model_path)
+    meta = {**result.meta, "model_sha256": digest, "model_version": model_version(digest)}
+    write_json(models_dir / MODEL_META_FILE, meta)
+    return meta
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    """The train stage: ``paths.features`` -> ``paths.models`` and an MLflow run."""
+    features = read_feature_set(settings.paths.features)
+    result = train(features, params=settings.train, seed=settings.seed)
+    meta = save_model(result, settings.paths.models)
+    log.info("model %s written to %s", meta["model_version"], settings.paths.models)
+    log_training_run(settings, meta=meta, booster=result.booster)
+    return meta
+
