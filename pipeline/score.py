@@ -29,7 +29,7 @@ GRADES = ("A", "B", "C", "D")
 
 def grade(scores: np.ndarray, bands: list[float]) -> np.ndarray:
     """A for score >= bands[0], B for >= bands[1], C for >= bands[2], else D."""
-    index = np.searchsorted(-np.asarray(bands, dtype=float), -scores.astype(float), side="right")
+    index = np.searchsorted(-np.asarray(bands, dtype=float), -scores.astype(float), side="left")
     return np.array(GRADES, dtype=object)[index]
 
 

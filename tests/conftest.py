@@ -1,0 +1,76 @@
+"""Shared, seeded fixtures. The expensive ones (a default-size export and a model trained on it)
+are built once per session and only by the tests that ask for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import Settings, load_settings, parse_settings
+from pipeline.features import FeatureSet, build_features
+from pipeline.generate import SyntheticExport, generate, write_export
+from pipeline.ingest import IngestResult, ingest, read_export
+from pipeline.train import TrainResult, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
+
+
+def make_settings(root: Path, **sections: Any) -> Settings:
+    """Settings with every path under ``root``; ``sections`` override params sections, e.g.
+    ``generate={"n_leads": 2000}``."""
+    return parse_settings(sections, source="test").resolve(root)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    settings: Settings
+    export: SyntheticExport
+    ingested: IngestResult
+    features: FeatureSet
+
+
+def prepare(root: Path, settings: Settings) -> Prepared:
+    export = generate(params=settings.generate, seed=settings.seed)
+    write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth,
+                 fmt=settings.generate.format)
+    ingested = ingest(read_export(settings.paths.raw))
+    features = build_features(ingested.tables, params=settings.features)
+    return Prepared(settings=settings, export=export, ingested=ingested, features=features)
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """3,000 synthetic leads, written, ingested and featurised once."""
+    root = tmp_path_factory.mktemp("small")
+    return prepare(root, make_settings(root, generate={"n_leads": 3000, "n_accounts": 800}))
+
+
+@pytest.fixture(scope="session")
+def small_model(small: Prepared) -> TrainResult:
+    return train(small.features, params=small.settings.train, seed=small.settings.seed)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Prepared, TrainResult]:
+    """The repository's own params.yaml (default size), trained once."""
+    root = tmp_path_factory.mktemp("default")
+    repo_settings = load_settings(REPO / "params.yaml")
+    settings = repo_settings.model_copy(update={"paths": make_settings(root).paths})
+    prepared = prepare(root, settings)
+    return prepared, train(prepared.features, params=settings.train, seed=settings.seed)
+
+
+def truth_for(prepared: Prepared, deals: pd.DataFrame) -> pd.Series:
+    """True conversion probability for each row of ``deals`` (by deal_id)."""
+    truth = prepared.export.truth.set_index("deal_id")["p_true"]
+    return truth.reindex(deals["deal_id"].to_numpy()).set_axis(deals.index)

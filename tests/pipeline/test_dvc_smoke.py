@@ -1,0 +1,89 @@
+"""End to end: `dvc repro` on a temporary copy of the project with a small export."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"].update(n_leads=3000, n_accounts=800)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    init = _run(["dvc", "init", "--no-scm", "-q"], root)
+    assert init.returncode == 0, init.stderr
+    repro = _run(["dvc", "repro"], root)
+    assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
+    return root
+
+
+def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
+    features = pd.read_parquet(project / "data/features/features.parquet")
+    scores = pd.read_csv(project / "data/scores/scores.csv")
+    open_deals = features[features["outcome"] == "open"]
+    assert len(scores) == len(open_deals) > 0
+    assert set(scores["deal_id"]) == set(open_deals["deal_id"])
+    assert {"probability", "score", "grade", "reason_1", "reason_2", "reason_3", "model_version",
+            "scored_at"} <= set(scores.columns)
+    pd.testing.assert_frame_equal(scores, pd.read_parquet(project / "data/scores/scores.parquet"),
+                                  check_dtype=False)
+
+
+def test_metrics_show_prints_the_holdout_metrics(project: Path) -> None:
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    for key in ("roc_auc", "pr_auc", "brier", "lift_top_10pct", "roc_auc_ci_low", "better_than_chance"):
+        assert key in metrics
+    shown = _run(["dvc", "metrics", "show", "--json"], project)
+    assert shown.returncode == 0, shown.stderr
+    assert "roc_auc" in shown.stdout and "rows_quarantined" in shown.stdout
+    plots = _run(["dvc", "plots", "show", "--json"], project)
+    assert plots.returncode == 0, plots.stderr
+
+
+def test_mlflow_run_holds_params_metrics_and_model(project: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("leadscore")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.params["train.learning_rate"] == "0.05"
+    assert {"valid_auc", "test_roc_auc", "test_brier"} <= set(run.data.metrics)
+    models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
+    assert [m.name for m in models] == ["model"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "leadscore")}
+    assert {"leadscore/model.txt", "leadscore/model_meta.json"} <= artifacts
+    meta = json.loads((project / "models/model_meta.json").read_text())
+    assert run.data.tags["model_sha256"] == meta["model_sha256"]
+
+
+def test_second_repro_is_up_to_date(project: Path) -> None:
+    again = _run(["dvc", "repro"], project)
+    assert again.returncode == 0, again.stderr
+    assert "Running stage" not in again.stdout
+    status = _run(["dvc", "status"], project)
+    assert "Data and pipelines are up to date" in status.stdout

@@ -1,0 +1,102 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import DataError, ModelError
+from pipeline.features import FeatureSet
+from pipeline.features.spec import FeatureSpec
+from pipeline.model import load_model, prepare_matrix, time_split
+from pipeline.schema import MODEL_FILE, MODEL_META_FILE
+from pipeline.score import contributions, grade, score_frame, top_reasons
+from pipeline.train import save_model, train
+
+SPECS = [FeatureSpec("industry", "categorical", "firmographic", "industry", "Industry"),
+         FeatureSpec("employees", "numeric", "firmographic", "employees", "Employees")]
+
+
+def test_time_split_puts_the_newest_deals_in_test() -> None:
+    labeled = pd.DataFrame({
+        "deal_id": [f"D{i:02d}" for i in range(20)],
+        "as_of": pd.date_range("2024-01-01", periods=20, freq="D")[::-1],
+    })
+    split = time_split(labeled, valid_fraction=0.2, test_fraction=0.25)
+    assert split.value_counts().to_dict() == {"train": 11, "valid": 4, "test": 5}
+    newest = labeled.sort_values("as_of")
+    assert split[newest.index[-5:]].eq("test").all()
+    assert split[newest.index[:11]].eq("train").all()
+    assert labeled.loc[split == "train", "as_of"].max() < labeled.loc[split == "valid", "as_of"].min()
+
+
+def test_unseen_and_missing_categories_become_missing_not_errors() -> None:
+    frame = pd.DataFrame({"industry": ["software", "aerospace", None], "employees": ["12", 40, None]})
+    x = prepare_matrix(frame, specs=SPECS, levels={"industry": ["retail", "software"]})
+    assert list(x["industry"].cat.categories) == ["retail", "software"]
+    assert x["industry"].isna().tolist() == [False, True, True]
+    assert x["employees"].tolist()[:2] == [12.0, 40.0]
+
+
+def test_missing_feature_column_is_named() -> None:
+    with pytest.raises(ModelError, match="employees"):
+        prepare_matrix(pd.DataFrame({"industry": ["x"]}), specs=SPECS, levels={"industry": []})
+
+
+def test_same_data_and_params_give_byte_identical_models(small, small_model, tmp_path: Path) -> None:
+    first = save_model(small_model, tmp_path / "a")
+    again = train(small.features, params=small.settings.train, seed=small.settings.seed)
+    second = save_model(again, tmp_path / "b")
+    assert (tmp_path / "a" / MODEL_FILE).read_bytes() == (tmp_path / "b" / MODEL_FILE).read_bytes()
+    assert first["model_version"] == second["model_version"]
+
+
+def test_load_model_refuses_a_tampered_model_file(small_model, tmp_path: Path) -> None:
+    save_model(small_model, tmp_path)
+    assert load_model(tmp_path).version.startswith("lgbm-")
+    with (tmp_path / MODEL_FILE).open("a") as fh:
+        fh.write("\n")
+    with pytest.raises(ModelError, match="does not match"):
+        load_model(tmp_path)
+    (tmp_path / MODEL_META_FILE).unlink()
+    with pytest.raises(ModelError, match="run `leadscore train` first"):
+        load_model(tmp_path)
+
+
+def test_too_few_outcomes_in_a_slice_is_a_clear_error(small) -> None:
+    matrix = small.features.matrix.copy()
+    newest = matrix["label"].notna() & (matrix["as_of"] >= matrix.loc[matrix["label"].notna(), "as_of"].quantile(0.8))
+    matrix.loc[newest, "label"] = 0.0
+    with pytest.raises(DataError, match=r"the test slice has .* of which 0 won"):
+        train(FeatureSet(matrix, small.features.specs), params=small.settings.train, seed=1)
+
+
+def test_shap_contributions_add_up_to_the_raw_score(small, small_model, tmp_path: Path) -> None:
+    save_model(small_model, tmp_path)
+    model = load_model(tmp_path)
+    x = model.matrix(small.features.matrix.head(300))
+    phi, base = contributions(model, x)
+    raw = model.booster.predict(x, raw_score=True)
+    np.testing.assert_allclose(phi.sum(axis=1) + base, raw, atol=1e-6)
+
+
+def test_grades_follow_the_bands() -> None:
+    assert grade(np.array([100, 75, 74, 50, 49, 25, 24, 0]), [75, 50, 25]).tolist() == \
+        ["A", "A", "B", "B", "C", "C", "D", "D"]
+
+
+def test_top_reasons_are_the_largest_contributions_with_sign_and_value() -> None:
+    x = pd.DataFrame({"a": [1.0], "b": ["x"], "c": [np.nan]})
+    reasons = top_reasons(x, np.array([[0.1, -0.5, 0.3]]), k=2)
+    assert reasons == [["b=x (-0.50)", "c=missing (+0.30)"]]
+
+
+def test_score_frame_keeps_every_row_in_order(small, small_model, tmp_path: Path) -> None:
+    save_model(small_model, tmp_path)
+    model = load_model(tmp_path)
+    rows = small.features.matrix.sample(200, random_state=0)
+    out = score_frame(model, rows, params=small.settings.score, scored_at="2026-01-01T00:00:00Z")
+    assert out["deal_id"].tolist() == rows["deal_id"].tolist()
+    assert out["score"].between(0, 100).all()
+    assert out["probability"].between(0, 1).all()
+    assert (out["reason_1"] != "").all()
+    assert set(out["grade"]) <= {"A", "B", "C", "D"}
