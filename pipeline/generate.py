@@ -259,6 +259,7 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     volume = rng.gamma(1.2, 1.0 / 1.2, n) * (0.6 + 0.8 * acc["icp_fit"][acc_idx])
     heat = rng.beta(1.2, 3.0, n)
     counts = rng.poisson(params.events_per_lead * volume * np.minimum(window / 60.0, 1.5))
+    log.info("drawing %d activity events for %d leads", int(counts.sum()), n)
     ev_lead = np.repeat(np.arange(n), counts)
     is_hot = rng.random(ev_lead.shape[0]) < heat[ev_lead]
     ev_type = np.where(is_hot, _pick(rng, ev_lead.shape[0], HOT_MIX), _pick(rng, ev_lead.shape[0], COLD_MIX))
@@ -460,6 +461,7 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path, fmt
     written = {}
     for name, table in tables.items():
         path = raw_file(raw_dir, name, fmt)
+        log.info("writing %s (%d rows)", path, table.num_rows)
         with atomic_path(path) as tmp:
             if fmt == "csv":
                 pacsv.write_csv(table, tmp)
