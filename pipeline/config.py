@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import itertools
 import os
+import re
+import typing
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.schema import CANONICAL_FIELDS
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -38,8 +41,178 @@ class PathsParams(_Section):
     mlflow_db: Path = Path("mlflow.db")
 
 
+FieldKind = Literal["numeric", "categorical", "date", "boolean", "text"]
+FieldRole = Literal["firmographic", "contact", "intent", "qualification", "deal"]
+NeverUse = Literal["pii", "outcome_derived", "other"]
+FIELD_NAME = r"^[a-z][a-z0-9_]*$"
+DEFAULT_MISSING_VALUES = ["", "n/a", "na", "#n/a", "null", "none", "nan", "-", "--", "select", "unknown"]
+
+
+class DateParams(_Section):
+    """A date column and its strptime format."""
+
+    column: str
+    format: str = "%Y-%m-%d"
+
+
+class ColumnParams(_Section):
+    """One field of the export: the header it comes from, and what it is."""
+
+    column: str
+    kind: FieldKind | None = None     # default for canonical fields; required otherwise
+    role: FieldRole | None = None     # default for canonical fields; required otherwise
+    label: str | None = None          # what a rep calls it; default derived from the field name
+    format: str | None = None         # strptime format, for kind: date
+    aliases: dict[str, str] = Field(default_factory=dict)  # raw value -> canonical value
+    min: float | None = None          # numeric values outside [min, max] are blanked and counted
+    max: float | None = None
+
+
+class OutcomeParams(_Section):
+    """The outcome column and which of its values mean won, lost and still open."""
+
+    column: str
+    won: list[str] = Field(min_length=1)
+    lost: list[str] = Field(min_length=1)
+    open: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> OutcomeParams:
+        seen: dict[str, str] = {}
+        for outcome in ("won", "lost", "open"):
+            for value in getattr(self, outcome):
+                key = value.strip().casefold()
+                if key in seen:
+                    raise ValueError(f"value {value!r} is listed under both {seen[key]} and {outcome}")
+                seen[key] = outcome
+        return self
+
+
+class JoinParams(_Section):
+    """How a lookup table attaches: ``column`` of table ``table`` holds this table's id."""
+
+    table: str = "primary"
+    column: str
+    aliases: dict[str, str] = Field(default_factory=dict)  # key value in the parent -> id value here
+
+
+class FileParams(_Section):
+    file: Path
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+
+
+class TableParams(FileParams):
+    id: str | None = None
+    duplicates: Literal["quarantine", "keep_latest"] = "quarantine"
+    columns: dict[str, ColumnParams] = Field(default_factory=dict)
+
+
+class PrimaryParams(TableParams):
+    """The table whose rows are trained on and scored: one row per deal or lead."""
+
+    outcome: OutcomeParams
+    decision_date: DateParams | None = None   # as-of date of closed rows; without it the split is stratified
+    created_date: DateParams | None = None    # orders duplicates for keep_latest; never a feature
+
+
+class LookupParams(TableParams):
+    """A table joined many-to-one onto the primary table (or onto another lookup)."""
+
+    id: str
+    join: JoinParams
+
+
+class EventsParams(FileParams):
+    """An activity log: one row per event, keyed to the primary table or a lookup."""
+
+    key: str
+    table: str = "primary"
+    type: str
+    timestamp: DateParams
+    aliases: dict[str, str] = Field(default_factory=dict)  # raw event label -> canonical type
+
+
+SYNTHETIC_MAPPING = Path(__file__).parent / "sources" / "synthetic.yaml"
+
+
 class SourceParams(_Section):
-    kind: Literal["synthetic"] = "synthetic"
+    """Where the export is and how its columns map onto fields. See README, "Use your own CRM export"."""
+
+    kind: Literal["synthetic", "flat", "relational"] = "synthetic"
+    dir: Path = Path("data/raw")                  # relative file names below resolve against this folder
+    missing_values: list[str] = Field(default_factory=lambda: list(DEFAULT_MISSING_VALUES))
+    never_use: dict[str, NeverUse] = Field(default_factory=dict)  # raw column -> why it is never a feature
+    primary: PrimaryParams | None = None
+    lookups: dict[str, LookupParams] = Field(default_factory=dict)
+    events: EventsParams | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceParams:
+        if self.kind == "synthetic":
+            for key in ("primary", "events"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} is set by kind: synthetic; use kind: relational or flat "
+                                     "to map your own export")
+            if self.lookups:
+                raise ValueError("lookups are set by kind: synthetic; use kind: relational to map your own export")
+            return self
+        if self.primary is None:
+            raise ValueError(f"kind: {self.kind} needs a primary table (primary: file, id, outcome, columns)")
+        if self.kind == "flat" and (self.lookups or self.events):
+            raise ValueError("a flat source is one file; declare lookups and events with kind: relational")
+        _check_tables(self)
+        return self
+
+    def mapping(self) -> SourceParams:
+        """The explicit mapping: for kind synthetic, the built-in one for the generator's export."""
+        if self.kind != "synthetic":
+            return self
+        raw = yaml.safe_load(SYNTHETIC_MAPPING.read_text(encoding="utf-8"))
+        return SourceParams.model_validate({**raw, "dir": self.dir})
+
+    def path(self, file: Path) -> Path:
+        return file if file.is_absolute() else self.dir / file
+
+
+def _check_tables(source: SourceParams) -> None:
+    """Join targets exist, field names are unique and valid, never-use columns are not mapped."""
+    assert source.primary is not None
+    tables: dict[str, TableParams] = {"primary": source.primary, **source.lookups}
+    if "primary" in source.lookups:
+        raise ValueError("lookups: 'primary' is reserved for the primary table")
+    for name, lookup in source.lookups.items():
+        if lookup.join.table not in tables or lookup.join.table == name:
+            raise ValueError(f"lookups.{name}.join.table: {lookup.join.table!r} is not the primary table or "
+                             f"another lookup (known: {', '.join(tables)})")
+    for name in source.lookups:  # every lookup must reach the primary table without a cycle
+        seen, current = {name}, source.lookups[name].join.table
+        while current != "primary":
+            if current in seen:
+                raise ValueError(f"lookups.{name}.join: the joins form a cycle through {current!r}")
+            seen.add(current)
+            current = source.lookups[current].join.table
+    if source.events is not None and source.events.table not in tables:
+        raise ValueError(f"events.table: {source.events.table!r} is not the primary table or a lookup "
+                         f"(known: {', '.join(tables)})")
+    owner: dict[str, str] = {}
+    for table_name, table in tables.items():
+        for field, col in table.columns.items():
+            where = f"{'primary' if table_name == 'primary' else 'lookups.' + table_name}.columns.{field}"
+            if not re.match(FIELD_NAME, field):
+                raise ValueError(f"{where}: field names are lower_snake_case (letters, digits, _)")
+            if field in owner:
+                raise ValueError(f"{where}: field {field!r} is also declared in {owner[field]}")
+            owner[field] = where
+            if col.column in source.never_use:
+                raise ValueError(f"{where}: column {col.column!r} is declared never_use "
+                                 f"({source.never_use[col.column]}) and cannot be a feature")
+            canonical = CANONICAL_FIELDS.get(field)
+            if canonical is None and (col.kind is None or col.role is None):
+                raise ValueError(f"{where}: kind and role are required for a field that is not canonical "
+                                 f"(canonical fields: {', '.join(sorted(CANONICAL_FIELDS))})")
+            if (col.kind or (canonical and canonical[0])) == "date" and not col.format:
+                raise ValueError(f"{where}: a date field needs its format, e.g. format: '%Y-%m-%d'")
 
 
 class GenerateParams(_Section):
@@ -61,6 +234,7 @@ class GenerateParams(_Section):
 
 class FeaturesParams(_Section):
     event_windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90], min_length=1)
+    max_event_types: int = Field(20, ge=1)
     scoring_date: date | None = None
 
     @model_validator(mode="after")
@@ -119,17 +293,33 @@ class Settings(_Section):
             name: (root / value) if not Path(value).is_absolute() else Path(value)
             for name, value in self.paths.model_dump().items()
         }
-        return self.model_copy(update={"paths": PathsParams(**resolved)})
+        source_dir = self.source.dir if self.source.dir.is_absolute() else root / self.source.dir
+        return self.model_copy(update={"paths": PathsParams(**resolved),
+                                       "source": self.source.model_copy(update={"dir": source_dir})})
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside ``annotation`` (unwrapping Optional / Union), or the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Keys allowed at ``loc`` (the parent of a rejected key), for a did-you-mean hint."""
     current: Any = model
     for part in loc:
+        if typing.get_origin(current) is dict:  # a user-named entry, e.g. lookups.<name>
+            current = _model_in(typing.get_args(current)[1])
+            continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
-        current = field.annotation
+        annotation = field.annotation
+        current = annotation if typing.get_origin(annotation) is dict else _model_in(annotation)
     return list(getattr(current, "model_fields", {}))
 
 
@@ -142,6 +332,9 @@ def _describe(err: ValidationError, source: str) -> str:
             hint = difflib.get_close_matches(str(loc[-1]), _known_keys(Settings, loc[:-1]), n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else ""
             lines.append(f"{key}: unknown key{extra}")
+        elif e["type"] == "value_error":
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"{key}.{msg}" if re.match(r"^[\w.]+: ", msg) else f"{key}: {msg}")
         else:
             value = e.get("input")
             shown = f" (got {value!r})" if not isinstance(value, dict) else ""

@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from pipeline.config import EvaluateParams, Settings
 from pipeline.features import FeatureSet, read_feature_set
 from pipeline.io import atomic_path, write_json
-from pipeline.model import LoadedModel, check_features_match, load_model, time_split
+from pipeline.model import LoadedModel, check_features_match, load_model, split_rows
 from pipeline.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,10 @@ class Evaluation:
     curves: dict[str, pd.DataFrame]   # roc, precision_recall, gains
 
 
-def holdout(features: FeatureSet, *, valid_fraction: float, test_fraction: float) -> pd.DataFrame:
-    """The test slice: the same newest closed deals that training held out."""
+def holdout(features: FeatureSet, *, valid_fraction: float, test_fraction: float, seed: int) -> pd.DataFrame:
+    """The test slice: the same closed records (the newest, when there are dates) that training held out."""
     labeled = features.matrix[features.matrix["label"].notna()]
-    split = time_split(labeled, valid_fraction=valid_fraction, test_fraction=test_fraction)
+    split, _ = split_rows(labeled, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
     return labeled[split == "test"]
 
 
@@ -110,6 +110,7 @@ def evaluate(model: LoadedModel, test: pd.DataFrame, *, params: EvaluateParams, 
     metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
     metrics["better_than_chance"] = bool(low > 0.5) if params.bootstrap_rounds else bool(auc > 0.5)
     metrics["model_version"] = model.version
+    metrics["split"] = model.meta["split"]["method"]
     return Evaluation(metrics=metrics, curves=_curves(y, p))
 
 
@@ -139,7 +140,8 @@ def run(settings: Settings) -> Evaluation:
     model = load_model(settings.paths.models)
     features = read_feature_set(settings.paths.features)
     check_features_match(model, features)
-    test = holdout(features, valid_fraction=settings.train.valid_fraction, test_fraction=settings.train.test_fraction)
+    test = holdout(features, valid_fraction=settings.train.valid_fraction,
+                   test_fraction=settings.train.test_fraction, seed=settings.seed)
     evaluation = evaluate(model, test, params=settings.evaluate, seed=settings.seed)
     written = write_evaluation(evaluation, metrics_path=settings.paths.metrics, plots_dir=settings.paths.plots)
     sentence = verdict(evaluation.metrics, confidence=settings.evaluate.confidence)

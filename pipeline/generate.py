@@ -124,6 +124,8 @@ WON_SPELLINGS = ("Closed Won", "Closed Won", "Closed Won", "closed won", "Won", 
 LOST_SPELLINGS = ("Closed Lost", "Closed Lost", "Closed Lost", "closed lost", "Lost", " Closed-Lost")
 
 INTERCEPT = -2.2
+FLAT_ID_BASE = 100_001
+FLAT_FILE = "contacts_flat.csv"
 
 _WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Wonka", "Hooli", "Vandelay",
           "Soylent", "Tyrell", "Cyberdyne", "Aperture", "Massive", "Dynamic", "Blue", "Red", "North",
@@ -146,6 +148,7 @@ class SyntheticExport:
     deals: pd.DataFrame
     events: pa.Table
     truth: pd.DataFrame
+    flat: pd.DataFrame   # the same leads as one flat contacts report (HubSpot-style headers)
 
 
 def _pick(rng: np.random.Generator, n: int, weights: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -317,17 +320,89 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     )
     events = _events_table(rng, lead_ids=lead_ids, lead_idx=all_lead, type_idx=all_type, ts=ts,
                            dirty_fraction=params.dirty_fraction)
+    flat_rng = np.random.default_rng([seed, 1])  # its own stream: the flat report leaves the rest unchanged
+    flat = _flat_report(
+        flat_rng, leads=leads, accounts=accounts, acc_idx=acc_idx, deals=deals, won=won, is_open=is_open,
+        decided=decided, ev_lead=ev_lead, ev_type=ev_type, age_days=age_days, dirty_fraction=params.dirty_fraction,
+    )
     accounts = _dirty_accounts(rng, accounts, params.dirty_fraction)
     leads = _dirty_leads(rng, leads, params.dirty_fraction)
     deals = _dirty_deals(rng, deals, params.dirty_fraction)
 
     truth = pd.DataFrame({
         "lead_id": lead_ids, "deal_id": deal_ids, "p_true": p_true, "won": won,
-        "is_open": is_open, "as_of": as_of.astype("datetime64[s]"),
+        "is_open": is_open, "as_of": as_of.astype("datetime64[s]"), "flat_record_id": FLAT_ID_BASE + np.arange(n),
     })
     log.info("generated %d accounts, %d leads (%d open), %d events; true won rate of closed deals %.3f",
              len(accounts), n, int(is_open.sum()), events.num_rows, float(won[~is_open].mean()))
-    return SyntheticExport(accounts=accounts, leads=leads, deals=deals, events=events, truth=truth)
+    return SyntheticExport(accounts=accounts, leads=leads, deals=deals, events=events, truth=truth, flat=flat)
+
+
+def _us_date(days: np.ndarray) -> np.ndarray:
+    """datetime64[D] -> "MM/DD/YYYY" text, as US CRM reports write dates."""
+    iso = pd.Series(np.datetime_as_string(days, unit="D"))
+    return (iso.str[5:7] + "/" + iso.str[8:10] + "/" + iso.str[0:4]).to_numpy(dtype=object)
+
+
+def _flat_report(
+    rng: np.random.Generator, *, leads: pd.DataFrame, accounts: pd.DataFrame, acc_idx: np.ndarray,
+    deals: pd.DataFrame, won: np.ndarray, is_open: np.ndarray, decided: np.ndarray, ev_lead: np.ndarray,
+    ev_type: np.ndarray, age_days: np.ndarray, dirty_fraction: float,
+) -> pd.DataFrame:
+    """One row per lead, as a marketing-automation contacts report exports it.
+
+    Activity counts are taken as of each lead's decision date (or the export date for open leads),
+    as a report saved at decision time would hold them. ``Customer Since`` and ``Closed Deal
+    Amount`` are filled only for won leads, and ``Decision Date`` only for closed ones: outcome-derived.
+    """
+    n = len(leads)
+
+    def count(type_code: int, window: float) -> np.ndarray:
+        hit = (ev_type == type_code) & (age_days <= window)
+        return np.bincount(ev_lead[hit], minlength=n)
+
+    last = np.full(n, np.inf)
+    np.minimum.at(last, ev_lead, age_days)
+    account = accounts.iloc[acc_idx].reset_index(drop=True)
+    phone = np.char.add("+1-555-", np.char.zfill(rng.integers(0, 10_000_000, n).astype(str), 7))
+    decided_text = _us_date(decided)
+    amount = deals["amount"].to_numpy()
+    flat = pd.DataFrame({
+        "Record ID": FLAT_ID_BASE + np.arange(n),
+        "First Name": leads["first_name"].to_numpy(),
+        "Last Name": leads["last_name"].to_numpy(),
+        "Email": leads["email"].to_numpy(),
+        "Phone Number": phone.astype(object),
+        "Company Name": account["company_name"].to_numpy(),
+        "Job Title": leads["job_title"].to_numpy(),
+        "Industry": account["industry"].to_numpy(),
+        "Number of Employees": account["employees"].to_numpy(),
+        "Annual Revenue": account["annual_revenue"].to_numpy(),
+        "Country/Region": account["country"].to_numpy(),
+        "Original Source": leads["lead_source"].to_numpy(),
+        "Create Date": _us_date(leads["created_date"].to_numpy().astype("datetime64[D]")),
+        "Budget": leads["stated_budget"].to_numpy(),
+        "Purchase Timeline": leads["purchase_timeline"].to_numpy(),
+        "Need": leads["stated_need"].to_numpy(),
+        "Estimated Deal Size": amount,
+        "Pricing Page Views (7d)": count(0, 7),
+        "Pricing Page Views (30d)": count(0, 30),
+        "Demo Requests (30d)": count(1, 30),
+        "Webinars Attended (90d)": count(2, 90),
+        "Content Downloads (90d)": count(3, 90),
+        "Email Clicks (30d)": count(4, 30),
+        "Email Opens (30d)": count(5, 30),
+        "Days Since Last Activity": np.where(np.isinf(last), "",
+                                             np.floor(np.where(np.isinf(last), 0, last)).astype(np.int64).astype(str)),
+        "Decision Date": np.where(is_open, "", decided_text).astype(object),
+        "Customer Since": np.where(won & ~is_open, _us_date(decided + 3 * DAY), "").astype(object),
+        "Closed Deal Amount": np.where(won & ~is_open, amount.astype(str), "").astype(object),
+        "Converted": np.where(is_open, "", np.where(won, "1", "0")).astype(object),
+    })
+    # A few dirty rows: bad dates and re-exported duplicates.
+    idx = _dirty_index(rng, n, dirty_fraction / 2)
+    flat.loc[idx, "Create Date"] = "13/45/2024"
+    return _duplicate_some(rng, flat, dirty_fraction / 2)
 
 
 def _lead_and_deal_frames(
@@ -472,6 +547,10 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path, fmt
     with atomic_path(truth_path) as tmp:
         pq.write_table(pa.Table.from_pandas(export.truth, preserve_index=False), tmp)
     written["truth"] = truth_path
+    flat_path = raw_dir / FLAT_FILE
+    with atomic_path(flat_path) as tmp:
+        export.flat.to_csv(tmp, index=False)
+    written["flat"] = flat_path
     return written
 
 

@@ -1,14 +1,26 @@
-"""Ingest: read the raw export, validate and normalise it, quarantine what can't be used.
+"""Ingest: read any CRM export through its ``source:`` mapping, validate, normalise, quarantine.
 
-Every row read is either kept or quarantined with its reason, and the stage checks that
-``rows read = rows kept + rows quarantined`` for each table. A problem with a single value (a
-negative employee count, revenue written "n/a") blanks that value and is counted in the report;
-a problem that makes the row unusable (no id, a duplicate, a date that can't be read, a stage
-that maps to no outcome, a key that points nowhere) quarantines the row.
+The mapping (``pipeline.config.SourceParams``) says which file holds the rows to train on and
+score (the *primary* table), which lookup tables join onto it, and where an activity log is.
+Ingest turns that into two clean tables:
+
+* ``records``: one row per primary row, with ``record_id``, ``outcome`` (won / lost / open),
+  ``decision_date``, ``created_date``, the key that events attach by, and every declared field
+  under its field name, typed by its kind;
+* ``events``: ``event_key``, ``event_type`` (snake_case), ``timestamp``.
+
+Every row read is either kept or quarantined with the row, the column and the reason, and the
+stage checks ``rows read = rows kept + rows quarantined`` for every table. A single bad value
+(a negative headcount, revenue written "n/a") blanks that value and is counted; a problem that
+makes the row unusable (no id, a duplicate id, an outcome that maps to nothing, a decision
+date that can't be read, a malformed CSV line, an event keyed to nothing) quarantines the row.
+A problem with a whole file (missing, empty, undecodable, missing columns, no won or no lost
+row) stops the stage with a :class:`DataError` that names it.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -20,39 +32,39 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa_schema
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.config import Settings
+from pipeline.config import (
+    ColumnParams,
+    EventsParams,
+    FileParams,
+    LookupParams,
+    PrimaryParams,
+    Settings,
+    SourceParams,
+    TableParams,
+)
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, write_json
 from pipeline.schema import (
-    COLUMNS,
-    EVENT_TYPES,
+    CANONICAL_FIELDS,
+    FIELDS_FILE,
     INGEST_REPORT_FILE,
     OUTCOME_LOST,
     OUTCOME_OPEN,
     OUTCOME_WON,
     QUARANTINE_FILE,
-    TABLES,
-    find_raw_file,
 )
 
 log = logging.getLogger(__name__)
 
-DATE_FORMAT = "%Y-%m-%d"
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-MISSING_TOKENS = frozenset({"", "n/a", "na", "none", "null", "nan", "-", "--", "select", "unknown"})
-
-# Stage names, folded (lower case, separators to spaces), and the outcome each one means.
-STAGE_OUTCOMES: dict[str, str] = {
-    "closed won": OUTCOME_WON, "won": OUTCOME_WON,
-    "closed lost": OUTCOME_LOST, "lost": OUTCOME_LOST,
-    "qualification": OUTCOME_OPEN, "discovery": OUTCOME_OPEN,
-    "proposal": OUTCOME_OPEN, "negotiation": OUTCOME_OPEN,
-}
 QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
+RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key"]
+TRUE_VALUES = frozenset({"true", "yes", "y", "1", "t", "x", "checked"})
+FALSE_VALUES = frozenset({"false", "no", "n", "0", "f", "unchecked"})
 Reasons = Callable[[pd.DataFrame], pd.Series]
 
 
@@ -63,6 +75,7 @@ class TableReport:
     rows_quarantined: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     values_blanked: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,38 +84,228 @@ class TableReport:
             "rows_quarantined": self.rows_quarantined,
             "quarantine_reasons": dict(sorted(self.reasons.items())),
             "values_blanked": dict(sorted(self.values_blanked.items())),
+            "notes": self.notes,
         }
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A declared field as ingest typed it: what features are built from."""
+
+    name: str
+    kind: str
+    role: str
+    label: str
+    table: str
+    column: str
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
 
 
 @dataclass
 class IngestResult:
-    """Clean canonical tables, the quarantined rows, and the counts per table."""
+    """The clean ``records`` and ``events`` tables, the quarantined rows, and counts per table."""
 
-    tables: dict[str, pd.DataFrame]
+    records: pd.DataFrame
+    events: pd.DataFrame | None
+    fields: list[FieldInfo]
     quarantine: pd.DataFrame
     report: dict[str, TableReport]
 
 
-class _Table:
-    """One raw table being validated: rows are dropped only through :meth:`quarantine`."""
+# ---------------------------------------------------------------- value parsing
 
-    def __init__(self, name: str, frame: pd.DataFrame):
+def fold(values: pd.Series) -> pd.Series:
+    """Trimmed, inner whitespace collapsed, case-folded."""
+    return values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+
+
+def fold_key(values: pd.Series) -> pd.Series:
+    """Stage or outcome values folded so "Closed-Won", "closed won " and "CLOSED_WON" are one."""
+    return fold(values).str.replace(r"[-_\s]+", " ", regex=True).str.strip()
+
+
+def clean_text(values: pd.Series, missing: frozenset[str] = frozenset({""})) -> pd.Series:
+    """Trim and collapse whitespace; placeholder values (folded) become missing."""
+    text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
+    return text.mask(text.str.casefold().isin(missing) | (text == ""))
+
+
+def _on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Apply a string transform once per distinct value: big event logs repeat a few labels."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return pd.Series(pd.NA, index=values.index, dtype="string")
+    if len(uniques) * 4 > len(values):
+        return fn(values)
+    mapped = fn(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
+    out = np.where(codes >= 0, mapped[np.maximum(codes, 0)], None)
+    return pd.Series(out, index=values.index, dtype="string")
+
+
+_NUMBER = re.compile(r"^(?P<sign>[-+])?\$?(?P<num>\d+(?:\.\d+)?)(?P<suffix>[kmb])?$")
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
+
+
+def parse_number(values: pd.Series) -> pd.Series:
+    """Numbers from CRM text: "1,200" -> 1200, "$3.5M" -> 3500000, "n/a" or "lots" -> missing."""
+    text = fold(values).str.replace(r"[,\s]", "", regex=True)
+    parts = text.str.extract(_NUMBER)
+    number = pd.to_numeric(parts["num"], errors="coerce")
+    number = number * parts["suffix"].map(_SUFFIX).fillna(1.0).astype(float)
+    negative = parts["sign"].eq("-").fillna(False).astype(bool)
+    return number.mask(negative, -number).astype("float64")
+
+
+def parse_boolean(values: pd.Series) -> pd.Series:
+    folded = fold(values)
+    out = pd.Series(np.nan, index=values.index, dtype="float64")
+    out[folded.isin(TRUE_VALUES).fillna(False).astype(bool)] = 1.0
+    out[folded.isin(FALSE_VALUES).fillna(False).astype(bool)] = 0.0
+    return out
+
+
+def parse_dates(values: pd.Series, fmt: str) -> pd.Series:
+    """Dates in ``fmt``; anything else becomes NaT (the caller compares with the input)."""
+    return pd.to_datetime(values, format=fmt, errors="coerce").astype("datetime64[us]")
+
+
+def apply_aliases(values: pd.Series, aliases: dict[str, str]) -> pd.Series:
+    """Replace folded values by their alias target (also folded): "technolgy" -> "technology"."""
+    if not aliases:
+        return values
+    table = {str(k).strip().casefold(): str(v).strip().casefold() for k, v in aliases.items()}
+    return values.replace(table)
+
+
+def fold_event_type(values: pd.Series) -> pd.Series:
+    """"Pricing Page View" -> "pricing_page_view"."""
+    return fold(values).str.replace(r"[^0-9a-z]+", "_", regex=True).str.strip("_")
+
+
+# ---------------------------------------------------------------- reading
+
+def _header(path: Path, *, delimiter: str, encoding: str) -> list[str]:
+    with path.open(encoding="utf-8-sig" if encoding.replace("_", "-").lower() == "utf-8" else encoding,
+                   newline="") as fh:
+        return next(csv.reader(fh, delimiter=delimiter), [])
+
+
+def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All columns of an export file as text, and the malformed lines it skipped (as quarantine rows).
+
+    The frame's index is the file line of each row (header = line 1) when it can be known.
+    """
+    if not path.exists():
+        raise DataError(f"{name}: file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{name}: {path} is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{name}: {path} is empty")
+    if path.suffix.lower() == ".parquet":
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{name}: {path} cannot be read as Parquet: {exc}") from None
+        frame = table.to_pandas().astype("string")
+        frame.index = pd.RangeIndex(2, len(frame) + 2)
+        return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    try:
+        header = _header(path, delimiter=spec.delimiter, encoding=spec.encoding)
+    except UnicodeDecodeError:
+        raise DataError(f"{name}: {path} is not valid {spec.encoding} text; set its encoding "
+                        "(e.g. encoding: latin-1) in the source mapping") from None
+    except (LookupError, csv.Error) as exc:
+        raise DataError(f"{name}: {path}: {exc}") from None
+    if not header or all(not h.strip() for h in header):
+        raise DataError(f"{name}: {path} has no header row")
+    if "\x00" in "".join(header):
+        raise DataError(f"{name}: {path} is binary, not a delimited text file")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataError(f"{name}: {path} has duplicate column header(s): {', '.join(dupes)}")
+    skipped: list[tuple[int | None, str, int, int]] = []
+
+    def on_invalid(row: Any) -> str:
+        skipped.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=spec.encoding, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=on_invalid,
+                                             newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                 strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "UTF8" in message or "utf8" in message.lower():
+            raise DataError(f"{name}: {path} is not valid {spec.encoding} text; set its encoding "
+                            "(e.g. encoding: latin-1) in the source mapping") from None
+        raise DataError(f"{name}: {path} cannot be parsed as delimited text: {message}") from None
+    except LookupError as exc:
+        raise DataError(f"{name}: unknown encoding {spec.encoding!r}: {exc}") from None
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    bad_lines = np.array(sorted(n for n, *_ in skipped if n is not None), dtype=np.int64)
+    lines = np.setdiff1d(np.arange(2, len(frame) + len(skipped) + 2), bad_lines)[: len(frame)]
+    frame.index = pd.Index(lines)
+    bad = pd.DataFrame({
+        "table": name,
+        "line": [n for n, *_ in skipped],
+        "column": "(row)",
+        "reason": [f"malformed line: expected {e} fields, found {a}" for _, _, e, a in skipped],
+        "record": [json.dumps({"text": t[:2000]}, ensure_ascii=False) for _, t, _, _ in skipped],
+    })
+    return frame, bad
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], *, name: str, path: Path, delimiter: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if not missing:
+        return
+    hint = ""
+    if len(frame.columns) == 1:
+        found = next((d for d in ";|\t," if d != delimiter and d in str(frame.columns[0])), None)
+        if found:
+            hint = f" The file has a single column; it looks delimited by {found!r}: set delimiter: {found!r}."
+    shown = ", ".join(map(str, list(frame.columns)[:30]))
+    raise DataError(f"{name}: {path} lacks column(s) {', '.join(missing)} named in the source mapping; "
+                    f"found: {shown}.{hint}")
+
+
+# ---------------------------------------------------------------- one table under validation
+
+class _Table:
+    """A raw table being validated; rows leave it only through :meth:`quarantine`."""
+
+    def __init__(self, name: str, frame: pd.DataFrame, malformed: pd.DataFrame, *, missing: frozenset[str]):
         self.name = name
-        self.frame = frame
-        self.report = TableReport(rows_read=len(frame))
-        self._bad: list[pd.DataFrame] = []
+        self.raw = frame
+        self.frame = pd.DataFrame(index=frame.index)
+        self.missing = missing
+        self.report = TableReport(rows_read=len(frame) + len(malformed))
+        self._bad: list[pd.DataFrame] = [malformed] if len(malformed) else []
+        if len(malformed):
+            self.report.reasons["(row): malformed line"] += len(malformed)
+
+    def text(self, column: str) -> pd.Series:
+        return _on_uniques(self.raw.loc[self.frame.index, column], lambda s: clean_text(s, self.missing))
 
     def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
-        """Move the rows under ``mask`` to quarantine. ``reason`` is a text, or a function that words
-        the reason for each bad row (called on the bad rows only, so big tables stay cheap)."""
+        """Move rows under ``mask`` (aligned with ``frame``) to quarantine. ``reason`` is a text or a
+        function wording it per bad row, called on the bad raw rows only."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
-        bad = self.frame.loc[mask]
-        reasons = pd.Series(reason, index=bad.index) if isinstance(reason, str) else reason(bad)
+        index = self.frame.index[mask]
+        bad = self.raw.loc[index]
+        reasons = pd.Series(reason, index=index) if isinstance(reason, str) else reason(bad)
         self._bad.append(pd.DataFrame({
             "table": self.name,
-            "line": bad.index.to_numpy() + 2,  # header is line 1
+            "line": index.to_numpy(),
             "column": column,
             "reason": reasons.astype(str).to_numpy(),
             "record": [json.dumps(r, ensure_ascii=False, default=str) for r in bad.to_dict(orient="records")],
@@ -111,20 +314,19 @@ class _Table:
             self.report.reasons[f"{column}: {r}"] += int(count)
         self.frame = self.frame.loc[~mask]
 
-    def blank(self, column: str, mask: pd.Series, *, why: str) -> None:
-        count = int(mask.sum())
+    def blank(self, name: str, mask: pd.Series, *, why: str) -> None:
+        count = int(np.asarray(mask, dtype=bool).sum())
         if count:
-            self.frame.loc[mask, column] = np.nan
-            self.report.values_blanked[f"{column}: {why}"] += count
+            self.frame.loc[np.asarray(mask, dtype=bool), name] = np.nan
+            self.report.values_blanked[f"{name}: {why}"] += count
 
     def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
         self.report.rows_kept = len(self.frame)
         self.report.rows_quarantined = sum(len(b) for b in self._bad)
         if self.report.rows_kept + self.report.rows_quarantined != self.report.rows_read:
-            raise AssertionError(
-                f"{self.name}: {self.report.rows_read} rows read but {self.report.rows_kept} kept "
-                f"+ {self.report.rows_quarantined} quarantined; rows were lost")
-        return self.frame.reset_index(drop=True), self._bad
+            raise AssertionError(f"{self.name}: {self.report.rows_read} rows read but {self.report.rows_kept} "
+                                 f"kept + {self.report.rows_quarantined} quarantined; rows were lost")
+        return self.frame, self._bad
 
 
 def _reason_kind(reason: str) -> str:
@@ -132,248 +334,369 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"\d[\d:-]*", "N", re.sub(r"'[^']*'", "'…'", str(reason)))
 
 
-# ---------------------------------------------------------------- parsing helpers
+# ---------------------------------------------------------------- steps
 
-def clean_text(values: pd.Series) -> pd.Series:
-    """Trim, collapse inner whitespace; missing tokens such as "" or "N/A" become missing."""
-    text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
-    return text.mask(text.str.casefold().isin(MISSING_TOKENS))
-
-
-def fold_category(values: pd.Series) -> pd.Series:
-    """Category values trimmed and case-folded, so "Software " and "software" are one level."""
-    return clean_text(values).str.casefold()
-
-
-_NUMBER = re.compile(r"^(?P<sign>[-+])?\$?(?P<num>\d+(?:\.\d+)?)(?P<suffix>[kmb])?$")
-_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
-
-
-def parse_number(values: pd.Series) -> pd.Series:
-    """Numbers from CRM text: "1,200" -> 1200, "$3.5M" -> 3500000, "n/a" -> missing.
-
-    Text that is not a number becomes missing too; the caller decides whether that matters.
-    """
-    text = clean_text(values).str.casefold().str.replace(r"[,\s]", "", regex=True)
-    parts = text.str.extract(_NUMBER)
-    number = pd.to_numeric(parts["num"], errors="coerce")
-    number = number * parts["suffix"].map(_SUFFIX).fillna(1.0).astype(float)
-    negative = parts["sign"].eq("-").fillna(False).astype(bool)
-    number = number.mask(negative, -number)
-    return number.astype("float64")
+def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
+    """Set ``t.frame['_id']`` (folded for joining) and ``record id`` text; quarantine missing and duplicates."""
+    ids = t.text(column)
+    t.frame["_id_text"] = ids
+    t.frame["_id"] = _on_uniques(ids, lambda s: s.str.casefold())
+    t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
+    key = t.frame["_id"]
+    if rule == "keep_latest":
+        sort_by = order.reindex(t.frame.index) if order is not None else None
+        ranked = (t.frame.assign(_order=sort_by) if sort_by is not None else t.frame.assign(_order=0))
+        ranked = ranked.assign(_line=t.frame.index).sort_values(["_order", "_line"], kind="stable")
+        keep_line = ranked.groupby("_id", sort=False)["_line"].last()
+        superseded = t.frame.index.to_numpy() != key.map(keep_line).to_numpy()
+        t.quarantine(superseded, column=column,
+                     reason=lambda bad: "superseded by a later row with the same " + column + " (line "
+                     + bad[column].map(lambda v: str(keep_line.get(str(v).strip().casefold(), "?"))) + ")")
+    else:
+        dup = key.duplicated(keep="first").to_numpy()
+        first = pd.Series(t.frame.index[~dup], index=key[~dup].to_numpy())
+        t.quarantine(dup, column=column,
+                     reason=lambda bad: "duplicate " + column + " (first at line "
+                     + bad[column].map(lambda v: str(first.get(str(v).strip().casefold(), "?"))) + ")")
 
 
-def parse_dates(values: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
-    """Parsed dates, and a mask of values that were present but could not be read."""
-    text = clean_text(values)
-    parsed = pd.to_datetime(text, format=fmt, errors="coerce")
-    return parsed, text.notna() & parsed.isna()
-
-
-def fold_event_type(values: pd.Series) -> pd.Series:
-    """"Pricing Page View" -> "pricing_page_view"."""
-    return clean_text(values).str.casefold().str.replace(r"[^0-9a-z]+", "_", regex=True).str.strip("_")
-
-
-# ---------------------------------------------------------------- reading
-
-def read_raw(path: Path, *, table: str) -> pd.DataFrame:
-    """A raw export file as text columns, checked for the columns ``table`` needs."""
-    try:
-        if path.suffix == ".parquet":
-            frame = pq.read_table(path).to_pandas()
-            frame = frame.astype({c: "string" for c in frame.columns})
-        else:
-            if path.stat().st_size == 0:
-                raise DataError(f"{path}: the file is empty")
-            arrow = pacsv.read_csv(
-                path,
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in COLUMNS[table]},
-                    strings_can_be_null=False,
-                ),
-            )
-            frame = arrow.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-    except DataError:
-        raise
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()}: {exc}") from None
-    expected = COLUMNS[table]
-    missing = [c for c in expected if c not in frame.columns]
-    if missing:
-        hint = ""
-        if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in ";|\t"):
-            hint = " The file has a single column; is it delimited by something other than ','?"
-        raise DataError(f"{path}: missing required column(s) {', '.join(missing)}; "
-                        f"found {', '.join(map(str, frame.columns))}.{hint}")
-    extra = [c for c in frame.columns if c not in expected]
-    if extra:
-        log.info("%s: ignoring undeclared column(s) %s", path.name, ", ".join(map(str, extra)))
-    return frame[list(expected)]
-
-
-def read_export(raw_dir: Path) -> dict[str, pd.DataFrame]:
-    tables = {}
-    for table in TABLES:
-        path = find_raw_file(raw_dir, table)
-        if path is None:
-            raise DataError(f"missing export file: {raw_dir / table}.csv (or .parquet)")
-        tables[table] = read_raw(path, table=table)
-        log.info("read %s: %d rows", path, len(tables[table]))
-    return tables
-
-
-# ---------------------------------------------------------------- validation per table
-
-def _require_unique_id(t: _Table, column: str) -> None:
-    ids = clean_text(t.frame[column])
-    t.frame[column] = ids
-    t.quarantine(ids.isna(), column=column, reason=f"missing {column}")
-    dup = t.frame[column].duplicated(keep="first")
-    first = pd.Series(t.frame.index[~dup], index=t.frame[column][~dup])
-    t.quarantine(dup, column=column,
-                 reason=lambda bad: "duplicate " + column + " (first at line "
-                 + (bad[column].map(first) + 2).astype(str) + ")")
-
-
-def _require_key(t: _Table, column: str, known: pd.Series, parent: str) -> None:
-    keys = clean_text(t.frame[column])
-    t.frame[column] = keys
-    t.quarantine(keys.isna(), column=column, reason=f"missing {column}")
-    t.quarantine(~t.frame[column].isin(known), column=column,
-                 reason=lambda bad: "'" + bad[column].astype(str) + f"' not found in {parent}")
-
-
-def _require_date(t: _Table, column: str, fmt: str, *, required: bool) -> None:
-    parsed, bad = parse_dates(t.frame[column], fmt)
-    t.quarantine(bad, column=column,
-                 reason=lambda rows: "unparseable date '" + rows[column].astype(str) + f"' (expected {fmt})")
-    t.frame[column] = parsed[~bad]
+def _date(t: _Table, column: str, fmt: str, *, name: str, required: bool) -> None:
+    text = t.text(column)
+    parsed = parse_dates(text, fmt)
+    bad = text.notna() & parsed.isna()
     if required:
-        t.quarantine(t.frame[column].isna(), column=column, reason=f"missing {column}")
+        t.quarantine(bad.to_numpy(), column=column,
+                     reason=lambda rows: "unparseable date '" + rows[column].astype(str) + f"' (expected {fmt})")
+        t.frame[name] = parsed.reindex(t.frame.index)
+    else:
+        t.frame[name] = parsed
+        if bad.any():
+            t.report.values_blanked[f"{name}: unparseable date (expected {fmt})"] += int(bad.sum())
 
 
-def _non_negative_number(t: _Table, column: str) -> None:
-    number = parse_number(t.frame[column])
-    unreadable = clean_text(t.frame[column]).notna() & number.isna()
-    t.frame[column] = number
-    if unreadable.any():
-        t.report.values_blanked[f"{column}: not a number"] += int(unreadable.sum())
-    t.blank(column, number < 0, why="negative")
+def _field(t: _Table, name: str, col: ColumnParams, kind: str) -> None:
+    text = t.text(col.column)
+    if kind == "numeric":
+        value = parse_number(text)
+        t.frame[name] = value
+        unreadable = text.notna() & value.isna()
+        if unreadable.any():
+            t.report.values_blanked[f"{name}: not a number"] += int(unreadable.sum())
+        if col.min is not None:
+            t.blank(name, t.frame[name] < col.min, why=f"below {col.min:g}")
+        if col.max is not None:
+            t.blank(name, t.frame[name] > col.max, why=f"above {col.max:g}")
+    elif kind == "boolean":
+        value = parse_boolean(text)
+        t.frame[name] = value
+        unreadable = text.notna() & value.isna()
+        if unreadable.any():
+            t.report.values_blanked[f"{name}: not yes/no"] += int(unreadable.sum())
+    elif kind == "date":
+        fmt = col.format or "%Y-%m-%d"
+        value = parse_dates(text, fmt)
+        t.frame[name] = value
+        unreadable = text.notna() & value.isna()
+        if unreadable.any():
+            t.report.values_blanked[f"{name}: unparseable date (expected {fmt})"] += int(unreadable.sum())
+    elif kind == "categorical":
+        t.frame[name] = _on_uniques(text, lambda s: apply_aliases(fold(s), col.aliases))
+    else:
+        t.frame[name] = text
 
 
-def validate_accounts(frame: pd.DataFrame) -> _Table:
-    t = _Table("accounts", frame.copy())
-    _require_unique_id(t, "account_id")
-    t.frame["company_name"] = clean_text(t.frame["company_name"])
-    t.frame["industry"] = fold_category(t.frame["industry"])
-    t.frame["country"] = clean_text(t.frame["country"])
-    t.frame["parent_company"] = clean_text(t.frame["parent_company"])
-    for column in ("employees", "annual_revenue"):
-        _non_negative_number(t, column)
-    year = parse_number(t.frame["founded_year"])
-    t.frame["founded_year"] = year
-    t.blank("founded_year", (year < 1800) | (year > pd.Timestamp.now().year), why="implausible year")
+def field_infos(table_name: str, table: TableParams) -> list[FieldInfo]:
+    infos = []
+    for name, col in table.columns.items():
+        default_kind, default_role, default_label = CANONICAL_FIELDS.get(name, (None, None, None))
+        kind = col.kind or default_kind
+        role = col.role or default_role
+        label = col.label or default_label or name.replace("_", " ").capitalize()
+        assert kind is not None and role is not None  # config validation guarantees it
+        infos.append(FieldInfo(name=name, kind=kind, role=role, label=label, table=table_name, column=col.column))
+    return infos
+
+
+def _fields(t: _Table, table: TableParams, infos: list[FieldInfo]) -> None:
+    for info in infos:
+        _field(t, info.name, table.columns[info.name], info.kind)
+
+
+def _outcome(t: _Table, primary: PrimaryParams) -> None:
+    spec = primary.outcome
+    raw = t.raw.loc[t.frame.index, spec.column].astype("string").str.strip()
+    folded = _on_uniques(raw.fillna(""), fold_key)
+    mapping = {fold_key(pd.Series([v])).iloc[0]: outcome
+               for outcome in (OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN) for v in getattr(spec, outcome)}
+    outcome = folded.map(mapping)
+    listing = "; ".join(f"{o}: {', '.join(map(repr, getattr(spec, o))) or '-'}" for o in ("won", "lost", "open"))
+    t.quarantine(outcome.isna().to_numpy(), column=spec.column,
+                 reason=lambda bad: f"{spec.column} value '" + bad[spec.column].fillna("").astype(str).str.strip()
+                 + f"' maps to no outcome ({listing})")
+    t.frame["outcome"] = outcome.reindex(t.frame.index)
+
+
+def _primary(raw: pd.DataFrame, malformed: pd.DataFrame, source: SourceParams,
+             infos: list[FieldInfo]) -> _Table:
+    primary = source.primary
+    assert primary is not None
+    t = _Table("primary", raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
+    _outcome(t, primary)
+    if primary.created_date is not None:
+        _date(t, primary.created_date.column, primary.created_date.format, name="created_date", required=False)
+    else:
+        t.frame["created_date"] = pd.Series(pd.NaT, index=t.frame.index, dtype="datetime64[us]")
+    if primary.id is not None:
+        _ids(t, primary.id, rule=primary.duplicates, order=t.frame["created_date"])
+        t.frame["record_id"] = t.frame["_id_text"]
+    else:
+        t.frame["record_id"] = "row-" + pd.Series(t.frame.index.astype(str), index=t.frame.index)
+        t.report.notes.append("no id column declared: record_id is 'row-<line>' of the file")
+    if primary.decision_date is not None:
+        d = primary.decision_date
+        _date(t, d.column, d.format, name="decision_date", required=True)
+        closed = (t.frame["outcome"] != OUTCOME_OPEN).to_numpy()
+        t.quarantine(closed & t.frame["decision_date"].isna().to_numpy(), column=d.column,
+                     reason=f"missing {d.column} on a closed (won or lost) row")
+        early = (t.frame["decision_date"] < t.frame["created_date"]).fillna(False).to_numpy(dtype=bool)
+        t.quarantine(early, column=d.column,
+                     reason=lambda bad: f"{d.column} '" + bad[d.column].astype(str) + "' is before "
+                     + (primary.created_date.column if primary.created_date else "the created date") + " '"
+                     + (bad[primary.created_date.column].astype(str) if primary.created_date else "")
+                     + "'")
+        t.frame.loc[(t.frame["outcome"] == OUTCOME_OPEN).to_numpy(), "decision_date"] = pd.NaT
+    else:
+        t.frame["decision_date"] = pd.Series(pd.NaT, index=t.frame.index, dtype="datetime64[us]")
+        t.report.notes.append("no decision date declared: training falls back to a seeded stratified split")
+    _fields(t, primary, infos)
     return t
 
 
-def validate_leads(frame: pd.DataFrame, *, account_ids: pd.Series) -> _Table:
-    t = _Table("leads", frame.copy())
-    _require_unique_id(t, "lead_id")
-    _require_key(t, "account_id", account_ids, "accounts")
-    _require_date(t, "created_date", DATE_FORMAT, required=True)
-    for column in ("first_name", "last_name", "email", "job_title"):
-        t.frame[column] = clean_text(t.frame[column])
-    for column in ("lead_source", "purchase_timeline", "stated_need"):
-        t.frame[column] = fold_category(t.frame[column])
-    _non_negative_number(t, "stated_budget")
+def _lookup(name: str, raw: pd.DataFrame, malformed: pd.DataFrame, spec: LookupParams,
+            source: SourceParams, infos: list[FieldInfo]) -> _Table:
+    t = _Table(name, raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
+    _ids(t, spec.id, rule=spec.duplicates, order=None)
+    _fields(t, spec, infos)
     return t
 
 
-def validate_deals(frame: pd.DataFrame, *, lead_ids: pd.Series) -> _Table:
-    t = _Table("deals", frame.copy())
-    _require_unique_id(t, "deal_id")
-    _require_key(t, "lead_id", lead_ids, "leads")
-    stage = clean_text(t.frame["stage"]).str.casefold().str.replace(r"[-_\s]+", " ", regex=True)
-    outcome = stage.map(STAGE_OUTCOMES)
-    known = ", ".join(sorted(STAGE_OUTCOMES))
-    t.quarantine(outcome.isna(), column="stage",
-                 reason=lambda bad: "stage '" + bad["stage"].fillna("").astype(str)
-                 + f"' maps to no outcome (known: {known})")
-    t.frame["outcome"] = outcome[outcome.notna()]
-    _require_date(t, "created_date", DATE_FORMAT, required=True)
-    _require_date(t, "closed_date", DATE_FORMAT, required=False)
-    closed = t.frame["outcome"] != OUTCOME_OPEN
-    t.quarantine(closed & t.frame["closed_date"].isna(), column="closed_date",
-                 reason="missing closed_date on a closed deal")
-    t.quarantine(t.frame["closed_date"] < t.frame["created_date"], column="closed_date",
-                 reason=lambda bad: "closed_date " + bad["closed_date"].dt.strftime(DATE_FORMAT)
-                 + " is before created_date " + bad["created_date"].dt.strftime(DATE_FORMAT))
-    _non_negative_number(t, "amount")
-    t.frame["csm_assigned"] = fold_category(t.frame["csm_assigned"])
+def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, source: SourceParams,
+            known_keys: pd.Index) -> _Table:
+    t = _Table("events", raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
+    types = _on_uniques(t.text(spec.type), lambda s: fold_event_type(apply_aliases(fold(s), spec.aliases)))
+    t.frame["event_type"] = types
+    t.quarantine(types.isna().to_numpy(), column=spec.type, reason=f"missing {spec.type}")
+    key = _on_uniques(t.text(spec.key), lambda s: s.str.casefold())
+    t.frame["event_key"] = key
+    t.quarantine(key.isna().to_numpy(), column=spec.key, reason=f"missing {spec.key}")
+    t.quarantine(~t.frame["event_key"].isin(known_keys).to_numpy(), column=spec.key,
+                 reason=lambda bad: f"{spec.key} '" + bad[spec.key].astype(str) + f"' not found in {spec.table}")
+    _date(t, spec.timestamp.column, spec.timestamp.format, name="timestamp", required=True)
+    t.quarantine(t.frame["timestamp"].isna().to_numpy(), column=spec.timestamp.column,
+                 reason=f"missing {spec.timestamp.column}")
     return t
 
 
-def validate_events(frame: pd.DataFrame, *, lead_ids: pd.Series) -> _Table:
-    t = _Table("events", frame.copy())
-    t.frame["event_type"] = fold_event_type(t.frame["event_type"])
-    t.quarantine(t.frame["event_type"].isna(), column="event_type", reason="missing event_type")
-    t.quarantine(~t.frame["event_type"].isin(EVENT_TYPES), column="event_type",
-                 reason=lambda bad: "unknown event_type '" + bad["event_type"].astype(str) + "'")
-    _require_key(t, "lead_id", lead_ids, "leads")
-    _require_date(t, "timestamp", TIMESTAMP_FORMAT, required=True)
-    t.frame["event_type"] = pd.Categorical(t.frame["event_type"], categories=EVENT_TYPES)
-    return t
+def _join_index(parent_keys: pd.Series, child: pd.DataFrame, aliases: dict[str, str]) -> np.ndarray:
+    """Position in ``child`` of each parent key (folded, aliased), or -1 where there is no match."""
+    keys = apply_aliases(parent_keys, aliases) if aliases else parent_keys
+    position = pd.Series(np.arange(len(child)), index=child["_id"].to_numpy())
+    return keys.map(position).fillna(-1).to_numpy(dtype=np.int64)
 
 
-def ingest(raw: dict[str, pd.DataFrame]) -> IngestResult:
-    """Validate the four raw tables (text columns) into clean canonical tables."""
-    results: dict[str, _Table] = {}
-    results["accounts"] = validate_accounts(raw["accounts"])
-    results["leads"] = validate_leads(raw["leads"], account_ids=results["accounts"].frame["account_id"])
-    results["deals"] = validate_deals(raw["deals"], lead_ids=results["leads"].frame["lead_id"])
-    results["events"] = validate_events(raw["events"], lead_ids=results["leads"].frame["lead_id"])
+def _required(source: SourceParams) -> dict[str, list[str]]:
+    """Columns each table must have: ids, outcome, dates, declared fields, and join columns."""
+    primary = source.primary
+    assert primary is not None
+    need: dict[str, list[str]] = {"primary": [primary.outcome.column]}
+    if primary.id:
+        need["primary"].append(primary.id)
+    for d in (primary.decision_date, primary.created_date):
+        if d is not None:
+            need["primary"].append(d.column)
+    need["primary"] += [c.column for c in primary.columns.values()]
+    for name, lookup in source.lookups.items():
+        need.setdefault(name, []).extend([lookup.id, *(c.column for c in lookup.columns.values())])
+    for lookup in source.lookups.values():
+        need.setdefault(lookup.join.table, []).append(lookup.join.column)
+    if source.events is not None:
+        e = source.events
+        need["events"] = [e.key, e.type, e.timestamp.column]
+        if e.table == "primary" and primary.id is None:
+            raise DataError("source.events.table is 'primary' but the primary table declares no id to key events by")
+    return need
 
-    tables, bad = {}, []
-    for name, t in results.items():
-        tables[name], quarantined = t.finish()
+
+def ingest(source: SourceParams) -> IngestResult:
+    """Read and validate the export described by ``source`` (an explicit flat or relational mapping)."""
+    primary = source.primary
+    assert primary is not None, "call SourceParams.mapping() first"
+    specs: dict[str, FileParams] = {"primary": primary, **source.lookups}
+    if source.events is not None:
+        specs["events"] = source.events
+    need = _required(source)
+    raw: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for name, spec in specs.items():
+        path = source.path(spec.file)
+        frame, malformed = read_table(path, spec=spec, name=name)
+        require_columns(frame, need.get(name, []), name=name, path=path, delimiter=spec.delimiter)
+        used = set(need.get(name, []))
+        ignored = [c for c in frame.columns if c not in used]
+        if ignored:
+            log.info("%s: ignoring %d undeclared column(s): %s", path.name, len(ignored), ", ".join(ignored[:20]))
+        raw[name] = (frame, malformed)
+        log.info("read %s: %d rows (%d malformed lines)", path, len(frame), len(malformed))
+
+    infos = {name: field_infos(name, spec) for name, spec in {"primary": primary, **source.lookups}.items()}
+    tables: dict[str, _Table] = {"primary": _primary(*raw["primary"], source, infos["primary"])}
+    for name, spec in source.lookups.items():
+        tables[name] = _lookup(name, *raw[name], spec, source, infos[name])
+
+    records, report_notes = _denormalise(tables, source)
+    events = None
+    if source.events is not None:
+        e = source.events
+        known = pd.Index(tables[e.table].frame["_id"].dropna().unique())
+        tables["events"] = _events(*raw["events"], e, source, known)
+        events = tables["events"].frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
+        records["event_key"] = _key_per_record(tables, source, e.table)
+    else:
+        records["event_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
+
+    bad: list[pd.DataFrame] = []
+    report: dict[str, TableReport] = {}
+    for name, t in tables.items():
+        _, quarantined = t.finish()
         bad.extend(quarantined)
+        report[name] = t.report
+    report["primary"].notes.extend(report_notes)
     quarantine = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    report = {name: t.report for name, t in results.items()}
-    _require_outcomes(tables["deals"])
-    return IngestResult(tables=tables, quarantine=quarantine, report=report)
+    all_infos = [i for group in infos.values() for i in group]
+    records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
+    _require_outcomes(records, column=primary.outcome.column)
+    record_schema(all_infos).validate(records)
+    if events is not None:
+        EVENTS_SCHEMA.validate(events)
+    return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report)
 
 
-def _require_outcomes(deals: pd.DataFrame) -> None:
-    counts = deals["outcome"].value_counts()
+def _row_positions(tables: dict[str, _Table], source: SourceParams) -> dict[str, np.ndarray]:
+    """For every table, the row (position in its clean frame) that each primary row joins to, or -1."""
+    primary = tables["primary"].frame
+    positions = {"primary": np.arange(len(primary))}
+    pending = dict(source.lookups)
+    while pending:
+        for name, spec in list(pending.items()):
+            parent = spec.join.table
+            if parent not in positions:
+                continue
+            parent_rows = positions[parent]
+            parent_keys = _on_uniques(tables[parent].raw.loc[tables[parent].frame.index, spec.join.column]
+                                      .pipe(clean_text, tables[parent].missing), lambda s: s.str.casefold())
+            child_pos = _join_index(parent_keys.reset_index(drop=True), tables[name].frame, spec.join.aliases)
+            joined = np.where(parent_rows >= 0, child_pos[np.maximum(parent_rows, 0)], -1)
+            positions[name] = joined
+            del pending[name]
+    return positions
+
+
+def _denormalise(tables: dict[str, _Table], source: SourceParams) -> tuple[pd.DataFrame, list[str]]:
+    """One frame per primary row with every lookup's fields joined on."""
+    primary = tables["primary"].frame
+    records = primary.drop(columns=[c for c in ("_id", "_id_text") if c in primary.columns]).reset_index(drop=True)
+    positions = _row_positions(tables, source)
+    notes = []
+    for name, spec in source.lookups.items():
+        pos = positions[name]
+        frame = tables[name].frame.reset_index(drop=True)
+        unmatched = int((pos < 0).sum())
+        if unmatched:
+            notes.append(f"{unmatched} of {len(pos)} rows have no match in {name} (by {spec.join.column}); "
+                         f"their {name} fields are missing")
+        for info in field_infos(name, spec):
+            values = frame[info.name].to_numpy()
+            column = pd.Series(values[np.maximum(pos, 0)], dtype=frame[info.name].dtype) if len(frame) else \
+                pd.Series([None] * len(pos), dtype=frame[info.name].dtype)
+            records[info.name] = column.mask(pos < 0)
+    return records, notes
+
+
+def _key_per_record(tables: dict[str, _Table], source: SourceParams, table: str) -> pd.Series:
+    pos = _row_positions(tables, source)[table]
+    ids = tables[table].frame["_id"].reset_index(drop=True).to_numpy(dtype=object)
+    keys = np.where(pos >= 0, ids[np.maximum(pos, 0)] if len(ids) else None, None)
+    return pd.Series(keys, dtype="string")
+
+
+def _require_outcomes(records: pd.DataFrame, *, column: str) -> None:
+    counts = records["outcome"].value_counts()
+    found = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "no rows"
     for outcome in (OUTCOME_WON, OUTCOME_LOST):
         if counts.get(outcome, 0) == 0:
-            raise DataError(f"deals: no {outcome} deals after validation; a model needs both won and lost "
-                            f"outcomes (found {dict(counts)})")
+            raise DataError(f"primary: no {outcome} rows after validation ({found}); a model needs both won "
+                            f"and lost outcomes. Check the won/lost values mapped for {column}.")
 
+
+# ---------------------------------------------------------------- output contract (pandera)
+
+_KIND_DTYPE = {"numeric": "float64", "boolean": "float64", "date": "datetime64[us]",
+               "categorical": "string", "text": "string"}
+
+
+def record_schema(infos: list[FieldInfo]) -> pa_schema.DataFrameSchema:
+    """The contract of the records table, built from the mapping's fields."""
+    columns: dict[str, pa_schema.Column] = {
+        "record_id": pa_schema.Column("string", nullable=False, unique=True),
+        "outcome": pa_schema.Column("string", pa_schema.Check.isin([OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN]),
+                                    nullable=False),
+        "decision_date": pa_schema.Column("datetime64[us]", nullable=True),
+        "created_date": pa_schema.Column("datetime64[us]", nullable=True),
+        "event_key": pa_schema.Column("string", nullable=True),
+    }
+    for info in infos:
+        columns[info.name] = pa_schema.Column(_KIND_DTYPE[info.kind], nullable=True)
+    return pa_schema.DataFrameSchema(columns, strict=True, ordered=True, coerce=False)
+
+
+EVENTS_SCHEMA = pa_schema.DataFrameSchema({
+    "event_key": pa_schema.Column("string", nullable=False),
+    "event_type": pa_schema.Column("string", pa_schema.Check.str_matches(r"^[0-9a-z_]+$"), nullable=False),
+    "timestamp": pa_schema.Column("datetime64[us]", nullable=False),
+}, strict=True, ordered=True)
+
+
+# ---------------------------------------------------------------- stage
 
 def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
     interim_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in result.tables.items():
-        with atomic_path(interim_dir / f"{name}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
+    with atomic_path(interim_dir / "records.parquet") as tmp:
+        result.records.to_parquet(tmp, index=False)
+    events_path = interim_dir / "events.parquet"
+    if result.events is not None:
+        with atomic_path(events_path) as tmp:
+            result.events.to_parquet(tmp, index=False)
+    else:
+        events_path.unlink(missing_ok=True)
+    write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
     with atomic_path(interim_dir / QUARANTINE_FILE) as tmp:
         result.quarantine.to_csv(tmp, index=False)
     detail = {name: r.as_dict() for name, r in result.report.items()}
     write_json(interim_dir / INGEST_REPORT_FILE, detail)
     # The DVC metric holds the counts only, so `dvc metrics show` stays readable.
     counts = ("rows_read", "rows_kept", "rows_quarantined")
-    metric = {name: {k: r[k] for k in counts} for name, r in detail.items()}
+    metric: dict[str, Any] = {name: {k: r[k] for k in counts} for name, r in detail.items()}
     metric["total"] = {k: sum(r[k] for r in detail.values()) for k in counts}
     write_json(report_path, metric)
 
 
 def run(settings: Settings) -> IngestResult:
-    """The ingest stage: ``paths.raw`` -> ``paths.interim`` plus the quarantine file and report."""
-    result = ingest(read_export(settings.paths.raw))
+    """The ingest stage: the export named by ``source`` -> ``paths.interim`` plus quarantine and report."""
+    result = ingest(settings.source.mapping())
     write_result(result, interim_dir=settings.paths.interim, report_path=settings.paths.ingest_report)
     for name, r in result.report.items():
         log.info("%s: %d rows read = %d kept + %d quarantined", name, r.rows_read, r.rows_kept, r.rows_quarantined)
+        for note in r.notes:
+            log.warning("%s: %s", name, note)
     if len(result.quarantine):
         log.warning("%d rows quarantined with their reasons in %s", len(result.quarantine),
                     settings.paths.interim / QUARANTINE_FILE)

@@ -37,6 +37,25 @@ EVENT_TYPES = (
     "email_click", "email_open", "blog_view",
 )
 
+# Canonical fields: a mapping may name a field after one of these to get its kind, role and
+# rep-facing label by default, and the derived features that go with it (company age from
+# founded_year, seniority and department from job_title, ...). Any other field name works too,
+# with its kind and role declared. (name -> (kind, role, label))
+CANONICAL_FIELDS: dict[str, tuple[str, str, str]] = {
+    "employees": ("numeric", "firmographic", "Company size (employees)"),
+    "annual_revenue": ("numeric", "firmographic", "Annual revenue"),
+    "industry": ("categorical", "firmographic", "Industry"),
+    "country": ("categorical", "firmographic", "Country"),
+    "founded_year": ("numeric", "firmographic", "Company age"),
+    "parent_company": ("text", "firmographic", "Part of a larger group"),
+    "job_title": ("text", "contact", "Contact's job title"),
+    "lead_source": ("categorical", "contact", "Lead source"),
+    "stated_budget": ("numeric", "qualification", "Stated budget"),
+    "purchase_timeline": ("categorical", "qualification", "Purchase timeline"),
+    "stated_need": ("categorical", "qualification", "Stated need"),
+    "amount": ("numeric", "deal", "Deal size"),
+}
+
 # Columns that are filled in only after a deal closes. They predict the outcome perfectly and
 # must never become features.
 OUTCOME_DERIVED = frozenset({"closed_date", "csm_assigned"})
@@ -46,6 +65,9 @@ PII = frozenset({"first_name", "last_name", "email"})
 OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN = "won", "lost", "open"
 
 QUARANTINE_FILE = "quarantine.csv"
+FIELDS_FILE = "fields.json"
+RECORDS_FILE = "records.parquet"
+EVENTS_FILE = "events.parquet"
 INGEST_REPORT_FILE = "ingest_report.json"
 FEATURES_FILE = "features.parquet"
 FEATURE_SPEC_FILE = "feature_spec.json"

@@ -1,4 +1,4 @@
-"""The score stage: probability, score 0-100, grade and top SHAP reasons for every open deal.
+"""The score stage: probability, score 0-100, grade and top SHAP reasons for every open record.
 
 Reasons come from LightGBM's exact TreeSHAP (``pred_contrib``) in log-odds. For every lead the
 stage checks that the contributions plus the base value equal the model's raw score; a
@@ -72,8 +72,7 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
     phi, _ = contributions(model, x)
     score = np.rint(probability * 100).astype(int)
     out = pd.DataFrame({
-        "deal_id": rows["deal_id"].to_numpy(),
-        "lead_id": rows["lead_id"].to_numpy(),
+        "record_id": rows["record_id"].to_numpy(),
         "probability": np.round(probability, 6),
         "score": score,
         "grade": grade(score, params.grade_bands),
@@ -104,7 +103,7 @@ def run(settings: Settings) -> pd.DataFrame:
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
     scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     scores = score_frame(model, open_rows, params=settings.score, scored_at=scored_at)
-    scores = scores.sort_values(["score", "deal_id"], ascending=[False, True], kind="stable")
+    scores = scores.sort_values(["score", "record_id"], ascending=[False, True], kind="stable")
     csv_path, _ = write_scores(scores, settings.paths.scores)
     counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
     log.info("scored %d open deals with model %s -> %s (grades %s)", len(scores), model.version, csv_path,

@@ -21,7 +21,7 @@ from pipeline.config import Settings, TrainParams
 from pipeline.errors import DataError
 from pipeline.features import FeatureSet, read_feature_set
 from pipeline.io import atomic_path, sha256_file, write_json
-from pipeline.model import category_levels, model_version, prepare_matrix, time_split
+from pipeline.model import SPLIT_STRATIFIED, category_levels, model_version, prepare_matrix, split_rows
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
 from pipeline.tracking import log_training_run
 
@@ -85,7 +85,11 @@ def _require_both_outcomes(summary: dict[str, Any]) -> None:
 def train(features: FeatureSet, *, params: TrainParams, seed: int) -> TrainResult:
     """Fit LightGBM on the oldest closed deals, early-stopping on the next slice."""
     labeled = features.matrix[features.matrix["label"].notna()]
-    split = time_split(labeled, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction)
+    split, method = split_rows(labeled, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction,
+                               seed=seed)
+    if method == SPLIT_STRATIFIED:
+        log.warning("the export has no decision dates: split at random (stratified, seed %d) instead of by time; "
+                    "holdout figures may be optimistic if the data drifts over time", seed)
     summary = _split_summary(labeled, split)
     _require_both_outcomes(summary)
 
@@ -110,7 +114,7 @@ def train(features: FeatureSet, *, params: TrainParams, seed: int) -> TrainResul
         "best_iteration": best,
         "lightgbm_params": config,
         "lightgbm_version": lgb.__version__,
-        "split": {"method": "time", "valid_fraction": params.valid_fraction,
+        "split": {"method": method, "valid_fraction": params.valid_fraction,
                   "test_fraction": params.test_fraction, **summary},
         "valid_auc": round(valid_auc, 6),
         "train_data_sha256": data_fingerprint(train_rows),

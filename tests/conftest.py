@@ -14,7 +14,7 @@ import pytest
 from pipeline.config import Settings, load_settings, parse_settings
 from pipeline.features import FeatureSet, build_features
 from pipeline.generate import SyntheticExport, generate, write_export
-from pipeline.ingest import IngestResult, ingest, read_export
+from pipeline.ingest import IngestResult, ingest
 from pipeline.train import TrainResult, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +26,8 @@ def rng() -> np.random.Generator:
 
 
 def make_settings(root: Path, **sections: Any) -> Settings:
-    """Settings with every path under ``root``; ``sections`` override params sections, e.g.
-    ``generate={"n_leads": 2000}``."""
+    """Settings with every path under ``root`` (the synthetic export in ``root/data/raw``);
+    ``sections`` override params sections, e.g. ``generate={"n_leads": 2000}``."""
     return parse_settings(sections, source="test").resolve(root)
 
 
@@ -43,8 +43,8 @@ def prepare(root: Path, settings: Settings) -> Prepared:
     export = generate(params=settings.generate, seed=settings.seed)
     write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth,
                  fmt=settings.generate.format)
-    ingested = ingest(read_export(settings.paths.raw))
-    features = build_features(ingested.tables, params=settings.features)
+    ingested = ingest(settings.source.mapping())
+    features = build_features(ingested.records, ingested.events, ingested.fields, params=settings.features)
     return Prepared(settings=settings, export=export, ingested=ingested, features=features)
 
 
@@ -65,12 +65,13 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Prepared, Tra
     """The repository's own params.yaml (default size), trained once."""
     root = tmp_path_factory.mktemp("default")
     repo_settings = load_settings(REPO / "params.yaml")
-    settings = repo_settings.model_copy(update={"paths": make_settings(root).paths})
+    local = make_settings(root)
+    settings = repo_settings.model_copy(update={"paths": local.paths, "source": local.source})
     prepared = prepare(root, settings)
     return prepared, train(prepared.features, params=settings.train, seed=settings.seed)
 
 
-def truth_for(prepared: Prepared, deals: pd.DataFrame) -> pd.Series:
-    """True conversion probability for each row of ``deals`` (by deal_id)."""
+def truth_for(prepared: Prepared, rows: pd.DataFrame) -> pd.Series:
+    """True conversion probability for each feature-matrix row (record_id is the deal id)."""
     truth = prepared.export.truth.set_index("deal_id")["p_true"]
-    return truth.reindex(deals["deal_id"].to_numpy()).set_axis(deals.index)
+    return truth.reindex(rows["record_id"].to_numpy()).set_axis(rows.index)

@@ -1,12 +1,10 @@
-"""Contact features: seniority and department parsed from free-text job titles, and lead source."""
+"""Seniority and department parsed from free-text job titles ("VP of Sales", "Sr. Data Eng.")."""
 
 from __future__ import annotations
 
 import re
 
 import pandas as pd
-
-from pipeline.features.spec import FeatureSpec
 
 # First match wins, so the order matters: "Vice President" before "President".
 SENIORITY_RULES: tuple[tuple[str, str], ...] = (
@@ -25,13 +23,6 @@ DEPARTMENT_RULES: tuple[tuple[str, str], ...] = (
     ("operations", r"\b(?:coo|operations|ops)\b"),
 )
 
-SPECS = [
-    FeatureSpec("seniority", "categorical", "contact", "job_title", "Contact seniority"),
-    FeatureSpec("department", "categorical", "contact", "job_title", "Contact department"),
-    FeatureSpec("lead_source", "categorical", "contact", "lead_source", "Lead source"),
-]
-
-
 def _classify(titles: pd.Series, rules: tuple[tuple[str, str], ...], *, default: str) -> pd.Series:
     folded = titles.astype("string").str.casefold().str.replace(".", " ", regex=False)
     out = pd.Series(pd.NA, index=titles.index, dtype="object")
@@ -49,13 +40,3 @@ def seniority(titles: pd.Series) -> pd.Series:
 
 def department(titles: pd.Series) -> pd.Series:
     return _classify(titles, DEPARTMENT_RULES, default="other")
-
-
-def contact_features(deals: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
-    rows = leads.set_index("lead_id").reindex(deals["lead_id"].to_numpy())
-    titles = pd.Series(rows["job_title"].to_numpy(), index=deals.index)
-    return pd.DataFrame({
-        "seniority": seniority(titles),
-        "department": department(titles),
-        "lead_source": rows["lead_source"].to_numpy(dtype=object),
-    }, index=deals.index)

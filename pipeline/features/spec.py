@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 Kind = Literal["numeric", "categorical"]
-Role = Literal["firmographic", "contact", "intent", "qualification"]
+Role = Literal["firmographic", "contact", "intent", "qualification", "deal"]
 
 
 @dataclass(frozen=True)

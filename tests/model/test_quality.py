@@ -1,14 +1,16 @@
 """Behavioural tests of the model on synthetic data whose true conversion probability is known."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.evaluate import evaluate, holdout
 from pipeline.features import build_features
-from pipeline.ingest import ingest, read_export
+from pipeline.ingest import ingest
 from pipeline.model import load_model
 from pipeline.train import save_model, train
 from tests.conftest import make_settings, prepare, truth_for
@@ -21,7 +23,8 @@ def test_holdout_auc_is_within_003_of_the_oracle(default_run, tmp_path: Path) ->
     save_model(result, tmp_path)
     model = load_model(tmp_path)
     params = prepared.settings.train
-    test = holdout(prepared.features, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction)
+    test = holdout(prepared.features, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction,
+                   seed=prepared.settings.seed)
     model_auc = roc_auc_score(test["label"], model.predict_proba(test))
     oracle_auc = roc_auc_score(test["label"], truth_for(prepared, test))
     print(f"holdout ROC AUC {model_auc:.4f}, oracle {oracle_auc:.4f}, gap {oracle_auc - model_auc:.4f}, "
@@ -45,27 +48,38 @@ def test_more_pricing_page_visits_raise_the_score(default_run, tmp_path: Path) -
 
 
 def test_lead_name_does_not_change_the_score(small, small_model, tmp_path: Path) -> None:
-    save_model(small_model, tmp_path)
-    model = load_model(tmp_path)
-    raw = read_export(small.settings.paths.raw)
-    renamed = dict(raw)
-    leads = raw["leads"].copy()
-    leads["first_name"], leads["last_name"] = "Zed", "Renamed-O'Hara"
-    leads["email"] = "someone@else.example"
-    renamed["leads"] = leads
+    save_model(small_model, tmp_path / "model")
+    model = load_model(tmp_path / "model")
+    raw_dir = small.settings.source.dir
+    renamed_dir = tmp_path / "renamed"
+    shutil.copytree(raw_dir, renamed_dir)
+    leads = pd.read_csv(raw_dir / "leads.csv", dtype=str, keep_default_na=False)
+    leads["first_name"], leads["last_name"], leads["email"] = "Zed", "Renamed-O'Hara", "someone@else.example"
+    leads.to_csv(renamed_dir / "leads.csv", index=False)
+    source = small.settings.source
     params = small.settings.features
-    base = build_features(ingest(raw).tables, params=params).matrix
-    other = build_features(ingest(renamed).tables, params=params).matrix
-    np.testing.assert_array_equal(model.predict_proba(base), model.predict_proba(other))
+
+    def scores(directory: Path) -> np.ndarray:
+        ingested = ingest(source.model_copy(update={"dir": directory}).mapping())
+        matrix = build_features(ingested.records, ingested.events, ingested.fields, params=params).matrix
+        return model.predict_proba(matrix)
+
+    np.testing.assert_array_equal(scores(raw_dir), scores(renamed_dir))
 
 
 def test_an_export_with_no_signal_is_reported_as_no_better_than_chance(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, generate={"n_leads": 4000, "n_accounts": 1000, "signal_scale": 0.0})
-    prepared = prepare(tmp_path, settings)
-    save_model(train(prepared.features, params=settings.train, seed=settings.seed), tmp_path / "models")
-    model = load_model(tmp_path / "models")
-    test = holdout(prepared.features, valid_fraction=settings.train.valid_fraction,
-                   test_fraction=settings.train.test_fraction)
-    metrics = evaluate(model, test, params=settings.evaluate, seed=settings.seed).metrics
-    assert metrics["roc_auc_ci_low"] <= 0.5 <= metrics["roc_auc_ci_high"]
-    assert metrics["better_than_chance"] is False
+    # With no signal, "better than chance" is a false positive, expected for 2.5 % of exports at a
+    # 95 % interval. Five independent no-signal exports: at most one may be (wrongly) flagged.
+    flagged = []
+    for seed in range(5):
+        root = tmp_path / f"seed{seed}"
+        settings = make_settings(root, seed=seed,
+                                 generate={"n_leads": 4000, "n_accounts": 1000, "signal_scale": 0.0})
+        prepared = prepare(root, settings)
+        save_model(train(prepared.features, params=settings.train, seed=seed), root / "models")
+        test = holdout(prepared.features, valid_fraction=settings.train.valid_fraction,
+                       test_fraction=settings.train.test_fraction, seed=seed)
+        metrics = evaluate(load_model(root / "models"), test, params=settings.evaluate, seed=seed).metrics
+        assert 0.35 < metrics["roc_auc"] < 0.65
+        flagged.append(metrics["better_than_chance"])
+    assert sum(flagged) <= 1, flagged

@@ -44,7 +44,7 @@ def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
     scores = pd.read_csv(project / "data/scores/scores.csv")
     open_deals = features[features["outcome"] == "open"]
     assert len(scores) == len(open_deals) > 0
-    assert set(scores["deal_id"]) == set(open_deals["deal_id"])
+    assert set(scores["record_id"]) == set(open_deals["record_id"])
     assert {"probability", "score", "grade", "reason_1", "reason_2", "reason_3", "model_version",
             "scored_at"} <= set(scores.columns)
     pd.testing.assert_frame_equal(scores, pd.read_parquet(project / "data/scores/scores.parquet"),

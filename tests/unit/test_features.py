@@ -1,11 +1,10 @@
-import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import FeaturesParams
 from pipeline.features import build_features
 from pipeline.features.contact import department, seniority
-from pipeline.features.intent import NO_ACTIVITY_DAYS, intent_features
+from pipeline.features.intent import NO_ACTIVITY_DAYS, event_types, intent_features
 
 TITLES = [
     ("CEO", "c_level"), ("Chief Executive Officer", "c_level"), ("Founder & CEO", "c_level"),
@@ -35,23 +34,29 @@ def test_department_from_titles(title: str, dept: str) -> None:
 
 def _events(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     return pd.DataFrame({
-        "lead_id": [r[0] for r in rows],
-        "event_type": pd.Categorical([r[1] for r in rows]),
-        "timestamp": pd.to_datetime([r[2] for r in rows], format="ISO8601"),
+        "event_key": pd.array([r[0] for r in rows], dtype="string"),
+        "event_type": pd.array([r[1] for r in rows], dtype="string"),
+        "timestamp": pd.to_datetime([r[2] for r in rows], format="ISO8601").astype("datetime64[us]"),
     })
 
 
-DEALS = pd.DataFrame({"lead_id": ["L1", "L2"], "as_of": pd.to_datetime(["2024-06-30", "2024-06-30"])})
+KEYS = pd.Series(["l1", "l2"], dtype="string")
+AS_OF = pd.Series(pd.to_datetime(["2024-06-30", "2024-06-30"]))
+TYPES = ["pricing_page_view", "demo_request", "webinar_attended"]
+
+
+def _intent(events: pd.DataFrame) -> pd.DataFrame:
+    return intent_features(KEYS, AS_OF, events, types=TYPES, windows=[7, 30, 90])
 
 
 def test_window_counts_and_recency_are_exact() -> None:
     events = _events([
-        ("L1", "pricing_page_view", "2024-06-29 12:00"),  # 0.5 days before
-        ("L1", "pricing_page_view", "2024-06-20 00:00"),  # 10 days
-        ("L1", "demo_request", "2024-04-15 00:00"),       # 76 days
-        ("L1", "demo_request", "2024-01-01 00:00"),       # older than every window
+        ("l1", "pricing_page_view", "2024-06-29 12:00"),  # 0.5 days before
+        ("l1", "pricing_page_view", "2024-06-20 00:00"),  # 10 days
+        ("l1", "demo_request", "2024-04-15 00:00"),       # 76 days
+        ("l1", "demo_request", "2024-01-01 00:00"),       # older than every window
     ])
-    out = intent_features(DEALS, events, windows=[7, 30, 90])
+    out = _intent(events)
     assert out.loc[0, ["evt_pricing_page_view_7d", "evt_pricing_page_view_30d", "evt_pricing_page_view_90d"]].tolist() \
         == [1, 2, 2]
     assert out.loc[0, ["evt_demo_request_7d", "evt_demo_request_30d", "evt_demo_request_90d"]].tolist() == [0, 0, 1]
@@ -61,33 +66,39 @@ def test_window_counts_and_recency_are_exact() -> None:
 
 
 def test_events_at_or_after_the_as_of_date_change_nothing() -> None:
-    before = _events([("L1", "pricing_page_view", "2024-06-29 12:00"), ("L2", "webinar_attended", "2024-05-01")])
+    before = _events([("l1", "pricing_page_view", "2024-06-29 12:00"), ("l2", "webinar_attended", "2024-05-01")])
     planted = pd.concat([before, _events([
-        ("L1", "demo_request", "2024-06-30 00:00"),  # exactly at the as-of instant
-        ("L1", "pricing_page_view", "2024-07-02 09:00"),
-        ("L2", "demo_request", "2025-01-01"),
+        ("l1", "demo_request", "2024-06-30 00:00"),  # exactly at the as-of instant
+        ("l1", "pricing_page_view", "2024-07-02 09:00"),
+        ("l2", "demo_request", "2025-01-01"),
     ])], ignore_index=True)
-    pd.testing.assert_frame_equal(intent_features(DEALS, before, windows=[7, 30, 90]),
-                                  intent_features(DEALS, planted, windows=[7, 30, 90]))
+    pd.testing.assert_frame_equal(_intent(before), _intent(planted))
+
+
+def test_event_types_are_the_most_frequent_in_name_order() -> None:
+    events = _events([("l1", "b", "2024-01-01"), ("l1", "a", "2024-01-01"), ("l1", "c", "2024-01-01"),
+                      ("l1", "c", "2024-01-01")])
+    assert event_types(events, limit=2) == ["a", "c"]
 
 
 def test_planted_future_events_change_nothing_on_a_real_export(small) -> None:
-    tables = dict(small.ingested.tables)
-    deals = tables["deals"].merge(small.features.matrix[["deal_id", "as_of"]], on="deal_id")
+    ingested = small.ingested
+    matrix = small.features.matrix
+    records = ingested.records
+    as_of = matrix["as_of"]
     future = pd.DataFrame({
-        "event_id": [f"future{i}" for i in range(len(deals))],
-        "lead_id": deals["lead_id"].to_numpy(),
-        "event_type": pd.Categorical(["demo_request"] * len(deals),
-                                     categories=tables["events"]["event_type"].cat.categories),
-        "timestamp": deals["as_of"].to_numpy() + np.timedelta64(3, "h"),
-    })
-    tables["events"] = pd.concat([tables["events"], future], ignore_index=True)
-    as_of = small.features.matrix.loc[small.features.matrix["outcome"] == "open", "as_of"].iloc[0]
-    again = build_features(tables, params=small.settings.features, scoring_date=as_of.date())
-    pd.testing.assert_frame_equal(small.features.matrix, again.matrix)
+        "event_key": records["event_key"].astype("string"),
+        "event_type": pd.array(["demo_request"] * len(records), dtype="string"),
+        "timestamp": (as_of + pd.Timedelta(hours=3)).astype("datetime64[us]"),
+    }).dropna(subset=["event_key"])
+    assert ingested.events is not None
+    events = pd.concat([ingested.events, future], ignore_index=True)
+    scoring = matrix.loc[matrix["outcome"] == "open", "as_of"].iloc[0].date()
+    again = build_features(records, events, ingested.fields, params=small.settings.features, scoring_date=scoring)
+    pd.testing.assert_frame_equal(matrix, again.matrix)
 
 
-def test_open_deals_are_taken_at_the_scoring_date(small) -> None:
+def test_open_records_are_taken_at_the_scoring_date(small) -> None:
     matrix = small.features.matrix
     open_rows = matrix[matrix["outcome"] == "open"]
     assert open_rows["label"].isna().all()
@@ -95,14 +106,25 @@ def test_open_deals_are_taken_at_the_scoring_date(small) -> None:
     assert open_rows["as_of"].iloc[0] == pd.Timestamp(small.settings.generate.export_date)
     closed = matrix[matrix["outcome"] != "open"]
     assert set(closed["label"]) == {0.0, 1.0}
+    assert (closed["as_of"] < open_rows["as_of"].iloc[0]).all()
 
 
 def test_leaky_and_personal_columns_are_not_features(small) -> None:
     names = set(small.features.names)
-    assert not names & {"csm_assigned", "closed_date", "first_name", "last_name", "email", "company_name"}
+    sources = {s.source for s in small.features.specs}
+    assert not (names | sources) & {"csm_assigned", "closed_date", "first_name", "last_name", "email",
+                                    "company_name"}
+
+
+def test_canonical_fields_give_derived_features(small) -> None:
+    names = small.features.names
+    for derived in ("company_age_years", "is_subsidiary", "seniority", "department", "budget_to_deal_size"):
+        assert derived in names
+    assert "founded_year" not in names and "job_title" not in names
 
 
 def test_windows_come_from_params(small) -> None:
-    out = build_features(small.ingested.tables, params=FeaturesParams(event_windows_days=[14]))
+    i = small.ingested
+    out = build_features(i.records, i.events, i.fields, params=FeaturesParams(event_windows_days=[14]))
     assert "evt_demo_request_14d" in out.names
     assert "evt_demo_request_7d" not in out.names

@@ -1,45 +1,57 @@
+"""Ingest through a source mapping: parsing helpers, flat and relational exports, quarantine."""
+
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.config import SourceParams, parse_settings
 from pipeline.ingest import (
+    IngestResult,
     clean_text,
     fold_event_type,
     ingest,
+    parse_boolean,
     parse_number,
-    read_raw,
 )
-from pipeline.schema import COLUMNS
+
+HEADER = "id,stage,closed,created,industry,employees,demo_booked,title"
+ROWS = [
+    "1,Won,2024-03-01,2024-01-05,Software,\"1,200\",yes,VP Sales",
+    "2,Lost,2024-04-01,2024-02-01,Retail,$3.5k,no,Intern",
+    "3,Open,,2024-05-01, software ,80,,CEO",
+]
 
 
-def _frame(table: str, rows: list[dict[str, str]]) -> pd.DataFrame:
-    """Raw text rows; columns not given are blank, as in a CSV export."""
-    return pd.DataFrame([{c: r.get(c, "") for c in COLUMNS[table]} for r in rows], dtype="string")
-
-
-def _raw(**overrides: list[dict[str, str]]) -> dict[str, pd.DataFrame]:
-    tables = {
-        "accounts": [{"account_id": "A1", "industry": " Software ", "employees": "1,200", "annual_revenue": "$3.5M",
-                      "country": "Germany", "founded_year": "2001"},
-                     {"account_id": "A2", "industry": "n/a", "employees": "-5", "annual_revenue": "lots"}],
-        "leads": [{"lead_id": "L1", "account_id": "A1", "created_date": "2024-01-05", "job_title": "VP Sales",
-                   "stated_budget": "50000", "stated_need": "High"},
-                  {"lead_id": "L2", "account_id": "A2", "created_date": "2024-02-01"},
-                  {"lead_id": "L3", "account_id": "A1", "created_date": "2024-03-01"}],
-        "deals": [{"deal_id": "D1", "lead_id": "L1", "created_date": "2024-01-10", "closed_date": "2024-03-01",
-                   "stage": "Closed Won", "amount": "40000"},
-                  {"deal_id": "D2", "lead_id": "L2", "created_date": "2024-02-03", "closed_date": "2024-04-01",
-                   "stage": " closed-lost "},
-                  {"deal_id": "D3", "lead_id": "L3", "created_date": "2024-03-02", "stage": "Proposal"}],
-        "events": [{"event_id": "1", "lead_id": "L1", "event_type": "Pricing Page View",
-                    "timestamp": "2024-02-20 10:00:00"},
-                   {"event_id": "2", "lead_id": "L2", "event_type": "Demo Request",
-                    "timestamp": "2024-02-21 11:00:00"}],
+def flat_source(tmp_path: Path, **primary: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "file": "export.csv",
+        "id": "id",
+        "outcome": {"column": "stage", "won": ["Won"], "lost": ["Lost"], "open": ["Open"]},
+        "decision_date": {"column": "closed"},
+        "created_date": {"column": "created"},
+        "columns": {
+            "industry": {"column": "industry", "aliases": {"sofware": "software"}},
+            "employees": {"column": "employees", "min": 0},
+            "demo_booked": {"column": "demo_booked", "kind": "boolean", "role": "intent"},
+            "job_title": {"column": "title"},
+        },
     }
-    tables.update(overrides)
-    return {name: _frame(name, rows) for name, rows in tables.items()}
+    spec.update(primary)
+    return {"kind": "flat", "dir": str(tmp_path), "primary": spec}
+
+
+def run_flat(tmp_path: Path, rows: list[str], *, header: str = HEADER, write_encoding: str = "utf-8",
+             raw: bytes | None = None, **primary: Any) -> IngestResult:
+    """Write ``rows`` under ``header`` as export.csv and ingest it; ``primary`` overrides mapping keys."""
+    path = tmp_path / "export.csv"
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        path.write_text("\n".join([header, *rows]) + "\n", encoding=write_encoding)
+    source = parse_settings({"source": flat_source(tmp_path, **primary)}).source
+    return ingest(source)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -49,13 +61,19 @@ def test_parse_number_reads_crm_formats(text: str, expected: float) -> None:
     assert parse_number(pd.Series([text]))[0] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("text", ["n/a", "", "lots", "-", "Select", "12 apples"])
+@pytest.mark.parametrize("text", ["n/a", "", "lots", "-", "12 apples"])
 def test_parse_number_gives_missing_for_non_numbers(text: str) -> None:
     assert pd.isna(parse_number(pd.Series([text]))[0])
 
 
+def test_parse_boolean() -> None:
+    out = parse_boolean(pd.Series(["Yes", "no", "TRUE", "0", "maybe", None]))
+    assert out.tolist()[:4] == [1.0, 0.0, 1.0, 0.0]
+    assert out.isna().tolist()[4:] == [True, True]
+
+
 def test_clean_text_trims_and_treats_placeholders_as_missing() -> None:
-    out = clean_text(pd.Series(["  VP   of Sales ", "N/A", "", "Select", "ok"]))
+    out = clean_text(pd.Series(["  VP   of Sales ", "N/A", "", "Select", "ok"]), frozenset({"n/a", "select"}))
     assert out.tolist()[0] == "VP of Sales"
     assert out.isna().tolist() == [False, True, True, True, False]
 
@@ -65,118 +83,79 @@ def test_event_labels_fold_to_canonical_types() -> None:
         "pricing_page_view", "demo_request", "email_open"]
 
 
-def test_clean_export_keeps_every_row_and_normalises_values() -> None:
-    result = ingest(_raw())
-    accounts = result.tables["accounts"].set_index("account_id")
-    assert accounts.loc["A1", "employees"] == 1200 and accounts.loc["A1", "annual_revenue"] == 3.5e6
-    assert accounts.loc["A1", "industry"] == "software"
-    assert pd.isna(accounts.loc["A2", "industry"])
-    # A negative headcount or unreadable revenue blanks that value, not the row.
-    assert pd.isna(accounts.loc["A2", "employees"]) and pd.isna(accounts.loc["A2", "annual_revenue"])
-    assert result.report["accounts"].values_blanked == {"employees: negative": 1, "annual_revenue: not a number": 1}
-    assert result.tables["deals"].set_index("deal_id")["outcome"].to_dict() == {"D1": "won", "D2": "lost", "D3": "open"}
+def test_a_clean_flat_export_keeps_every_row_typed_and_normalised(tmp_path: Path) -> None:
+    result = run_flat(tmp_path, ROWS)
+    r = result.records.set_index("record_id")
+    assert r["outcome"].to_dict() == {"1": "won", "2": "lost", "3": "open"}
+    assert r.loc["1", "employees"] == 1200 and r.loc["2", "employees"] == 3500
+    assert r.loc["3", "industry"] == "software"  # trimmed and case-folded
+    assert r["demo_booked"].tolist()[:2] == [1.0, 0.0]
+    assert pd.isna(r.loc["3", "decision_date"]) and r.loc["1", "decision_date"] == pd.Timestamp("2024-03-01")
+    assert r.loc["1", "job_title"] == "VP Sales"
     assert len(result.quarantine) == 0
-    assert str(result.tables["events"]["event_type"].iloc[0]) == "pricing_page_view"
+    assert result.events is None
+    assert [f.name for f in result.fields] == ["industry", "employees", "demo_booked", "job_title"]
 
 
-@pytest.mark.parametrize(("table", "rows", "column", "reason"), [
-    ("leads", [{"lead_id": "L1", "account_id": "A1", "created_date": "2024-01-05"},
-               {"lead_id": "L1", "account_id": "A1", "created_date": "2024-01-06"}],
-     "lead_id", "duplicate lead_id (first at line 2)"),
-    ("leads", [{"lead_id": "L1", "account_id": "A1", "created_date": "2024-01-05"},
-               {"lead_id": "L9", "account_id": "A404", "created_date": "2024-01-05"}],
-     "account_id", "'A404' not found in accounts"),
-    ("leads", [{"lead_id": "L1", "account_id": "A1", "created_date": "2024-01-05"},
-               {"lead_id": "L9", "account_id": "A1", "created_date": "31/02/2024"}],
-     "created_date", "unparseable date '31/02/2024'"),
-    ("leads", [{"lead_id": "L1", "account_id": "A1", "created_date": "2024-01-05"},
-               {"lead_id": "", "account_id": "A1", "created_date": "2024-01-05"}],
-     "lead_id", "missing lead_id"),
-])
-def test_unusable_lead_rows_are_quarantined_with_their_reason(table, rows, column, reason) -> None:
-    raw = _raw(**{table: [*rows, {"lead_id": "L2", "account_id": "A2", "created_date": "2024-02-01"},
-                          {"lead_id": "L3", "account_id": "A1", "created_date": "2024-03-01"}]})
-    result = ingest(raw)
-    bad = result.quarantine[result.quarantine["table"] == table]
-    assert len(bad) == 1
-    assert bad["column"].iloc[0] == column
-    assert reason in bad["reason"].iloc[0]
-    assert bad["line"].iloc[0] == 3  # header is line 1, the bad row is the second data row
-    report = result.report[table]
-    assert report.rows_read == report.rows_kept + report.rows_quarantined == len(raw[table])
+def test_aliases_apply_after_case_folding(tmp_path: Path) -> None:
+    rows = [*ROWS, "4,Lost,2024-04-02,2024-02-01,SOFWARE,10,no,CTO"]
+    result = run_flat(tmp_path, rows)
+    assert result.records.set_index("record_id").loc["4", "industry"] == "software"
 
 
-def test_deal_problems_are_quarantined() -> None:
-    deals = [
-        {"deal_id": "D1", "lead_id": "L1", "created_date": "2024-01-10", "closed_date": "2024-03-01", "stage": "Won"},
-        {"deal_id": "D2", "lead_id": "L2", "created_date": "2024-02-03", "closed_date": "2024-04-01", "stage": "Lost"},
-        {"deal_id": "D4", "lead_id": "L3", "created_date": "2024-02-03", "closed_date": "2024-04-01", "stage": "??"},
-        {"deal_id": "D5", "lead_id": "L3", "created_date": "2024-05-03", "closed_date": "2024-04-01", "stage": "Lost"},
-        {"deal_id": "D6", "lead_id": "L3", "created_date": "2024-05-03", "closed_date": "", "stage": "Won"},
-        {"deal_id": "D7", "lead_id": "L404", "created_date": "2024-05-03", "stage": "Proposal"},
-    ]
-    result = ingest(_raw(deals=deals))
-    reasons = result.quarantine.set_index(result.quarantine["record"].str.extract(r'"deal_id": "(D\d)"')[0])["reason"]
-    assert "maps to no outcome" in reasons["D4"]
-    assert "is before created_date" in reasons["D5"]
-    assert "missing closed_date on a closed deal" in reasons["D6"]
-    assert "not found in leads" in reasons["D7"]
-    assert set(result.tables["deals"]["deal_id"]) == {"D1", "D2"}
-    r = result.report["deals"]
-    assert (r.rows_read, r.rows_kept, r.rows_quarantined) == (6, 2, 4)
+def test_stage_spellings_fold_together(tmp_path: Path) -> None:
+    rows = ["1, won ,2024-03-01,2024-01-05,a,1,yes,x", "2,LOST,2024-03-01,2024-01-05,a,1,yes,x",
+            "3,closed-won,2024-03-01,2024-01-05,a,1,yes,x"]
+    outcome = {"column": "stage", "won": ["Won", "Closed Won"], "lost": ["Lost"]}
+    result = run_flat(tmp_path, rows, outcome=outcome)
+    assert result.records["outcome"].tolist() == ["won", "lost", "won"]
 
 
-def test_bad_events_are_quarantined() -> None:
-    events = [
-        {"event_id": "1", "lead_id": "L1", "event_type": "Pricing Page View", "timestamp": "2024-02-20 10:00:00"},
-        {"event_id": "2", "lead_id": "L404", "event_type": "Blog View", "timestamp": "2024-02-20 10:00:00"},
-        {"event_id": "3", "lead_id": "L1", "event_type": "Telepathy", "timestamp": "2024-02-20 10:00:00"},
-        {"event_id": "4", "lead_id": "L1", "event_type": "Blog View", "timestamp": "yesterday"},
-        {"event_id": "5", "lead_id": "L1", "event_type": "", "timestamp": "2024-02-20 10:00:00"},
-    ]
-    result = ingest(_raw(events=events))
-    assert result.tables["events"]["event_id"].tolist() == ["1"]
-    assert sorted(result.quarantine["column"]) == ["event_type", "event_type", "lead_id", "timestamp"]
+def test_relational_export_joins_lookups_and_keys_events(tmp_path: Path) -> None:
+    (tmp_path / "deals.csv").write_text(
+        "deal,contact,status,decided\nD1,c1,won,2024-03-01\nD2,c2,lost,2024-03-02\nD3,c9,open,\nD4,,open,\n")
+    (tmp_path / "contacts.csv").write_text("cid,company,title\nC1,acme,CEO\nc2,Globex,Intern\n")
+    (tmp_path / "companies.csv").write_text("name,size\nACME,10\nglobex,20000\n")
+    (tmp_path / "activity.csv").write_text(
+        "who,what,when\nc1,Demo Request,2024-02-01 10:00:00\nC2,Blog View,2024-02-02 10:00:00\n"
+        "c404,Blog View,2024-02-02 10:00:00\nc1,Blog View,not a time\n")
+    source = SourceParams.model_validate({
+        "kind": "relational", "dir": str(tmp_path),
+        "primary": {"file": "deals.csv", "id": "deal",
+                    "outcome": {"column": "status", "won": ["won"], "lost": ["lost"], "open": ["open"]},
+                    "decision_date": {"column": "decided"}},
+        "lookups": {
+            "contacts": {"file": "contacts.csv", "id": "cid", "join": {"column": "contact"},
+                         "columns": {"job_title": {"column": "title"}}},
+            "companies": {"file": "companies.csv", "id": "name", "join": {"table": "contacts", "column": "company"},
+                          "columns": {"employees": {"column": "size"}}},
+        },
+        "events": {"file": "activity.csv", "key": "who", "table": "contacts", "type": "what",
+                   "timestamp": {"column": "when", "format": "%Y-%m-%d %H:%M:%S"}},
+    })
+    result = ingest(source)
+    r = result.records.set_index("record_id")
+    # Keys match trimmed and case-insensitively, through two levels of joins.
+    assert r.loc["D1", "job_title"] == "CEO" and r.loc["D1", "employees"] == 10
+    assert r.loc["D2", "employees"] == 20000
+    # A deal whose contact is unknown keeps its row, with the lookup fields missing.
+    assert pd.isna(r.loc["D3", "job_title"]) and pd.isna(r.loc["D4", "employees"])
+    assert any("no match in contacts" in n for n in result.report["primary"].notes)
+    assert r.loc["D1", "event_key"] == "c1" and r.loc["D2", "event_key"] == "c2"
+    assert r["event_key"].isna().tolist() == [False, False, True, True]
+    assert result.events is not None
+    assert sorted(result.events["event_type"]) == ["blog_view", "demo_request"]
+    reasons = result.quarantine.set_index("line")["reason"]
+    assert "not found in contacts" in reasons[4]
+    assert "unparseable date" in reasons[5]
+    ev = result.report["events"]
+    assert (ev.rows_read, ev.rows_kept, ev.rows_quarantined) == (4, 2, 2)
 
 
-def test_no_won_deal_stops_with_a_clear_error() -> None:
-    deals = [{"deal_id": "D1", "lead_id": "L1", "created_date": "2024-01-10", "closed_date": "2024-03-01",
-              "stage": "Lost"}]
-    with pytest.raises(DataError, match="no won deals"):
-        ingest(_raw(deals=deals))
-
-
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_missing_column_is_named(tmp_path: Path) -> None:
-    path = _write(tmp_path / "deals.csv", "deal_id,lead_id,stage\nD1,L1,Won\n")
-    with pytest.raises(DataError, match="missing required column\\(s\\) created_date, closed_date, amount"):
-        read_raw(path, table="deals")
-
-
-def test_wrong_delimiter_gets_a_hint(tmp_path: Path) -> None:
-    header = ";".join(COLUMNS["events"])
-    path = _write(tmp_path / "events.csv", f"{header}\n1;L1;Blog View;2024-01-01 00:00:00\n")
-    with pytest.raises(DataError, match="delimited by something other than ','"):
-        read_raw(path, table="events")
-
-
-def test_empty_and_garbage_files_fail_fast(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="empty"):
-        read_raw(_write(tmp_path / "leads.csv", ""), table="leads")
-    garbage = tmp_path / "accounts.parquet"
-    garbage.write_bytes(b"\x00\x01not parquet at all")
-    with pytest.raises(DataError, match="cannot be read"):
-        read_raw(garbage, table="accounts")
-
-
-def test_undeclared_columns_are_ignored_with_a_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    header = ",".join(COLUMNS["events"]) + ",utm_campaign"
-    path = _write(tmp_path / "events.csv", f"{header}\n1,L1,Blog View,2024-01-01 00:00:00,spring\n")
-    with caplog.at_level("INFO"):
-        frame = read_raw(path, table="events")
-    assert list(frame.columns) == list(COLUMNS["events"])
-    assert "ignoring undeclared column(s) utm_campaign" in caplog.text
+def test_keep_latest_resolves_duplicate_ids_by_created_date(tmp_path: Path) -> None:
+    rows = ["1,Lost,2024-03-01,2024-01-05,a,1,no,x", "1,Won,2024-06-01,2024-04-05,a,1,no,x",
+            "2,Lost,2024-04-01,2024-02-01,a,1,no,x"]
+    result = run_flat(tmp_path, rows, duplicates="keep_latest")
+    assert result.records.set_index("record_id").loc["1", "outcome"] == "won"
+    q = result.quarantine
+    assert len(q) == 1 and q["line"].iloc[0] == 2 and "superseded" in q["reason"].iloc[0]

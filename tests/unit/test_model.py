@@ -7,7 +7,7 @@ import pytest
 from pipeline.errors import DataError, ModelError
 from pipeline.features import FeatureSet
 from pipeline.features.spec import FeatureSpec
-from pipeline.model import load_model, prepare_matrix, time_split
+from pipeline.model import SPLIT_STRATIFIED, SPLIT_TIME, load_model, prepare_matrix, split_rows
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
 from pipeline.score import contributions, grade, score_frame, top_reasons
 from pipeline.train import save_model, train
@@ -16,17 +16,30 @@ SPECS = [FeatureSpec("industry", "categorical", "firmographic", "industry", "Ind
          FeatureSpec("employees", "numeric", "firmographic", "employees", "Employees")]
 
 
-def test_time_split_puts_the_newest_deals_in_test() -> None:
+def test_time_split_puts_the_newest_records_in_test() -> None:
     labeled = pd.DataFrame({
-        "deal_id": [f"D{i:02d}" for i in range(20)],
+        "record_id": [f"D{i:02d}" for i in range(20)],
         "as_of": pd.date_range("2024-01-01", periods=20, freq="D")[::-1],
+        "label": [0.0, 1.0] * 10,
     })
-    split = time_split(labeled, valid_fraction=0.2, test_fraction=0.25)
+    split, method = split_rows(labeled, valid_fraction=0.2, test_fraction=0.25, seed=0)
+    assert method == SPLIT_TIME
     assert split.value_counts().to_dict() == {"train": 11, "valid": 4, "test": 5}
     newest = labeled.sort_values("as_of")
     assert split[newest.index[-5:]].eq("test").all()
     assert split[newest.index[:11]].eq("train").all()
     assert labeled.loc[split == "train", "as_of"].max() < labeled.loc[split == "valid", "as_of"].min()
+
+
+def test_without_dates_the_split_is_stratified_and_seeded() -> None:
+    labeled = pd.DataFrame({"record_id": [f"R{i:03d}" for i in range(200)], "as_of": pd.Timestamp("2024-01-01"),
+                            "label": [1.0] * 40 + [0.0] * 160})
+    split, method = split_rows(labeled, valid_fraction=0.15, test_fraction=0.2, seed=3)
+    assert method == SPLIT_STRATIFIED
+    assert split.value_counts().to_dict() == {"train": 130, "test": 40, "valid": 30}
+    assert labeled.loc[split == "test", "label"].mean() == pytest.approx(0.2)
+    again, _ = split_rows(labeled.sample(frac=1, random_state=1), valid_fraction=0.15, test_fraction=0.2, seed=3)
+    assert again.sort_index().equals(split.sort_index())
 
 
 def test_unseen_and_missing_categories_become_missing_not_errors() -> None:
@@ -95,7 +108,7 @@ def test_score_frame_keeps_every_row_in_order(small, small_model, tmp_path: Path
     model = load_model(tmp_path)
     rows = small.features.matrix.sample(200, random_state=0)
     out = score_frame(model, rows, params=small.settings.score, scored_at="2026-01-01T00:00:00Z")
-    assert out["deal_id"].tolist() == rows["deal_id"].tolist()
+    assert out["record_id"].tolist() == rows["record_id"].tolist()
     assert out["score"].between(0, 100).all()
     assert out["probability"].between(0, 1).all()
     assert (out["reason_1"] != "").all()

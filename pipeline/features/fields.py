@@ -1,0 +1,67 @@
+"""Features from the declared fields of an export, by kind, plus what canonical fields imply.
+
+* numeric and boolean fields are used as they are; categorical ones as categories;
+* a date field becomes the days between it and the as-of date (a date after the as-of date is
+  information from the future, so it is treated as missing);
+* free text is not a feature, except the canonical ``job_title`` (seniority and department) and
+  ``parent_company`` (part of a larger group or not);
+* ``founded_year`` becomes the company's age at the as-of date, and ``stated_budget`` with
+  ``amount`` also gives the budget relative to the deal size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.features.contact import department, seniority
+from pipeline.features.spec import FeatureSpec
+from pipeline.ingest import FieldInfo
+
+log = logging.getLogger(__name__)
+
+
+def field_features(
+    records: pd.DataFrame, fields: Sequence[FieldInfo], *, as_of: pd.Series,
+) -> tuple[dict[str, np.ndarray | pd.Series], list[FeatureSpec]]:
+    """Feature columns (aligned with ``records``) and their specs, in the order fields are declared."""
+    columns: dict[str, np.ndarray | pd.Series] = {}
+    specs: list[FeatureSpec] = []
+
+    def add(name: str, values: np.ndarray | pd.Series, kind: str, info: FieldInfo, label: str) -> None:
+        columns[name] = values
+        specs.append(FeatureSpec(name, kind, info.role, info.name, label))  # type: ignore[arg-type]
+
+    kinds = {f.name: f.kind for f in fields}
+    for info in fields:
+        value = records[info.name]
+        if info.name == "founded_year" and info.kind == "numeric":
+            age = as_of.dt.year.to_numpy(dtype=float) - value.to_numpy(dtype=float)
+            add("company_age_years", np.where(age >= 0, age, np.nan), "numeric", info, "Company age (years)")
+        elif info.kind in ("numeric", "boolean"):
+            add(info.name, value.to_numpy(dtype=float), "numeric", info, info.label)
+        elif info.kind == "categorical":
+            add(info.name, value.astype("object").where(value.notna(), None).to_numpy(), "categorical", info,
+                info.label)
+        elif info.kind == "date":
+            days = (as_of - value).dt.total_seconds().to_numpy() / 86_400.0
+            add(f"days_since_{info.name}", np.where(days >= 0, np.floor(days), np.nan), "numeric", info,
+                f"Days since {info.label.lower()}")
+        elif info.name == "job_title":
+            add("seniority", seniority(value).to_numpy(dtype=object), "categorical", info, "Contact seniority")
+            add("department", department(value).to_numpy(dtype=object), "categorical", info, "Contact department")
+        elif info.name == "parent_company":
+            add("is_subsidiary", value.notna().to_numpy(dtype=float), "numeric", info, "Part of a larger group")
+        else:
+            log.info("text field %s is kept in the records but is not a feature", info.name)
+    if kinds.get("stated_budget") == "numeric" and kinds.get("amount") == "numeric":
+        budget = records["stated_budget"].to_numpy(dtype=float)
+        amount = records["amount"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(amount > 0, budget / amount, np.nan)
+        info = next(f for f in fields if f.name == "stated_budget")
+        add("budget_to_deal_size", ratio, "numeric", info, "Stated budget relative to deal size")
+    return columns, specs
