@@ -38,22 +38,39 @@ STAGES = {
     "evaluate": "holdout metrics (metrics.json), curves for dvc plots, figures to MLflow",
     "score": "score every open deal: probability, score, grade, top reasons -> paths.scores",
 }
+INSPECT_HELP = "profile an unseen CRM export (CSV or Parquet) and draft the source: section of params.yaml for it"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore", description="Predictive lead scoring with reasons a sales rep can read.")
     parser.add_argument("--version", action="version", version=f"leadscore {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    flags.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    flags.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+    common = argparse.ArgumentParser(add_help=False, parents=[flags])
     common.add_argument("--params", default=str(DEFAULT_PARAMS), metavar="FILE",
                         help="params file to read (default: %(default)s)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    common.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    common.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in STAGES.items():
         sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    inspect = sub.add_parser("inspect", parents=[flags], help=INSPECT_HELP, description=INSPECT_HELP)
+    inspect.add_argument("file", metavar="FILE", help="the CRM export to profile (CSV or Parquet)")
+    inspect.add_argument("--output", metavar="PATH",
+                         help="where to write the draft (default: <file stem>.source.yaml in this folder)")
+    inspect.add_argument("--delimiter", help="CSV delimiter (default: detected among , ; tab |)")
+    inspect.add_argument("--encoding", help="file encoding (default: detected: utf-8, utf-8-sig, cp1252, latin-1)")
     return parser
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from pipeline.inspect_export import run
+
+    run(Path(args.file), output=Path(args.output) if args.output else None, delimiter=args.delimiter,
+        encoding=args.encoding)
 
 
 def _configure_logging(*, verbose: bool, quiet: bool) -> None:
@@ -67,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(verbose=args.verbose, quiet=args.quiet)
     started = time.perf_counter()
     try:
-        settings = load_settings(args.params)
-        _stage(args.command)(settings)
+        if args.command == "inspect":
+            _inspect(args)
+        else:
+            settings = load_settings(args.params)
+            _stage(args.command)(settings)
     except LeadscoreError as exc:
         print(f"leadscore {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -49,6 +49,17 @@ from pipeline.config import (
 )
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, write_json
+from pipeline.parsing import (
+    apply_aliases,
+    clean_text,
+    fold,
+    fold_event_type,
+    fold_key,
+    on_uniques,
+    parse_boolean,
+    parse_dates,
+    parse_number,
+)
 from pipeline.schema import (
     CANONICAL_FIELDS,
     FIELDS_FILE,
@@ -63,8 +74,6 @@ log = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
 RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key"]
-TRUE_VALUES = frozenset({"true", "yes", "y", "1", "t", "x", "checked"})
-FALSE_VALUES = frozenset({"false", "no", "n", "0", "f", "unchecked"})
 Reasons = Callable[[pd.DataFrame], pd.Series]
 
 
@@ -112,76 +121,6 @@ class IngestResult:
     fields: list[FieldInfo]
     quarantine: pd.DataFrame
     report: dict[str, TableReport]
-
-
-# ---------------------------------------------------------------- value parsing
-
-def fold(values: pd.Series) -> pd.Series:
-    """Trimmed, inner whitespace collapsed, case-folded."""
-    return values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
-
-
-def fold_key(values: pd.Series) -> pd.Series:
-    """Stage or outcome values folded so "Closed-Won", "closed won " and "CLOSED_WON" are one."""
-    return fold(values).str.replace(r"[-_\s]+", " ", regex=True).str.strip()
-
-
-def clean_text(values: pd.Series, missing: frozenset[str] = frozenset({""})) -> pd.Series:
-    """Trim and collapse whitespace; placeholder values (folded) become missing."""
-    text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
-    return text.mask(text.str.casefold().isin(missing) | (text == ""))
-
-
-def _on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    """Apply a string transform once per distinct value: big event logs repeat a few labels."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if len(uniques) == 0:
-        return pd.Series(pd.NA, index=values.index, dtype="string")
-    if len(uniques) * 4 > len(values):
-        return fn(values)
-    mapped = fn(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
-    out = np.where(codes >= 0, mapped[np.maximum(codes, 0)], None)
-    return pd.Series(out, index=values.index, dtype="string")
-
-
-_NUMBER = re.compile(r"^(?P<sign>[-+])?\$?(?P<num>\d+(?:\.\d+)?)(?P<suffix>[kmb])?$")
-_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
-
-
-def parse_number(values: pd.Series) -> pd.Series:
-    """Numbers from CRM text: "1,200" -> 1200, "$3.5M" -> 3500000, "n/a" or "lots" -> missing."""
-    text = fold(values).str.replace(r"[,\s]", "", regex=True)
-    parts = text.str.extract(_NUMBER)
-    number = pd.to_numeric(parts["num"], errors="coerce")
-    number = number * parts["suffix"].map(_SUFFIX).fillna(1.0).astype(float)
-    negative = parts["sign"].eq("-").fillna(False).astype(bool)
-    return number.mask(negative, -number).astype("float64")
-
-
-def parse_boolean(values: pd.Series) -> pd.Series:
-    folded = fold(values)
-    out = pd.Series(np.nan, index=values.index, dtype="float64")
-    out[folded.isin(TRUE_VALUES).fillna(False).astype(bool)] = 1.0
-    out[folded.isin(FALSE_VALUES).fillna(False).astype(bool)] = 0.0
-    return out
-
-
-def parse_dates(values: pd.Series, fmt: str) -> pd.Series:
-    """Dates in ``fmt``; anything else becomes NaT (the caller compares with the input)."""
-    return pd.to_datetime(values, format=fmt, errors="coerce").astype("datetime64[us]")
-
-
-def apply_aliases(values: pd.Series, aliases: dict[str, str]) -> pd.Series:
-    """Replace folded values by their alias target (also folded): "technolgy" -> "technology"."""
-    if not aliases:
-        return values
-    table = {str(k).strip().casefold(): str(v).strip().casefold() for k, v in aliases.items()}
-    return values.replace(table)
-
-
-def fold_event_type(values: pd.Series) -> pd.Series:
-    """"Pricing Page View" -> "pricing_page_view"."""
-    return fold(values).str.replace(r"[^0-9a-z]+", "_", regex=True).str.strip("_")
 
 
 # ---------------------------------------------------------------- reading
@@ -292,7 +231,7 @@ class _Table:
             self.report.reasons["(row): malformed line"] += len(malformed)
 
     def text(self, column: str) -> pd.Series:
-        return _on_uniques(self.raw.loc[self.frame.index, column], lambda s: clean_text(s, self.missing))
+        return on_uniques(self.raw.loc[self.frame.index, column], lambda s: clean_text(s, self.missing))
 
     def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
         """Move rows under ``mask`` (aligned with ``frame``) to quarantine. ``reason`` is a text or a
@@ -340,7 +279,7 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
     """Set ``t.frame['_id']`` (folded for joining) and ``record id`` text; quarantine missing and duplicates."""
     ids = t.text(column)
     t.frame["_id_text"] = ids
-    t.frame["_id"] = _on_uniques(ids, lambda s: s.str.casefold())
+    t.frame["_id"] = on_uniques(ids, lambda s: s.str.casefold())
     t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
     key = t.frame["_id"]
     if rule == "keep_latest":
@@ -400,7 +339,7 @@ def _field(t: _Table, name: str, col: ColumnParams, kind: str) -> None:
         if unreadable.any():
             t.report.values_blanked[f"{name}: unparseable date (expected {fmt})"] += int(unreadable.sum())
     elif kind == "categorical":
-        t.frame[name] = _on_uniques(text, lambda s: apply_aliases(fold(s), col.aliases))
+        t.frame[name] = on_uniques(text, lambda s: apply_aliases(fold(s), col.aliases))
     else:
         t.frame[name] = text
 
@@ -425,7 +364,7 @@ def _fields(t: _Table, table: TableParams, infos: list[FieldInfo]) -> None:
 def _outcome(t: _Table, primary: PrimaryParams) -> None:
     spec = primary.outcome
     raw = t.raw.loc[t.frame.index, spec.column].astype("string").str.strip()
-    folded = _on_uniques(raw.fillna(""), fold_key)
+    folded = on_uniques(raw.fillna(""), fold_key)
     mapping = {fold_key(pd.Series([v])).iloc[0]: outcome
                for outcome in (OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN) for v in getattr(spec, outcome)}
     outcome = folded.map(mapping)
@@ -483,10 +422,10 @@ def _lookup(name: str, raw: pd.DataFrame, malformed: pd.DataFrame, spec: LookupP
 def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, source: SourceParams,
             known_keys: pd.Index) -> _Table:
     t = _Table("events", raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
-    types = _on_uniques(t.text(spec.type), lambda s: fold_event_type(apply_aliases(fold(s), spec.aliases)))
+    types = on_uniques(t.text(spec.type), lambda s: fold_event_type(apply_aliases(fold(s), spec.aliases)))
     t.frame["event_type"] = types
     t.quarantine(types.isna().to_numpy(), column=spec.type, reason=f"missing {spec.type}")
-    key = _on_uniques(t.text(spec.key), lambda s: s.str.casefold())
+    key = on_uniques(t.text(spec.key), lambda s: s.str.casefold())
     t.frame["event_key"] = key
     t.quarantine(key.isna().to_numpy(), column=spec.key, reason=f"missing {spec.key}")
     t.quarantine(~t.frame["event_key"].isin(known_keys).to_numpy(), column=spec.key,
@@ -591,7 +530,7 @@ def _row_positions(tables: dict[str, _Table], source: SourceParams) -> dict[str,
             if parent not in positions:
                 continue
             parent_rows = positions[parent]
-            parent_keys = _on_uniques(tables[parent].raw.loc[tables[parent].frame.index, spec.join.column]
+            parent_keys = on_uniques(tables[parent].raw.loc[tables[parent].frame.index, spec.join.column]
                                       .pipe(clean_text, tables[parent].missing), lambda s: s.str.casefold())
             child_pos = _join_index(parent_keys.reset_index(drop=True), tables[name].frame, spec.join.aliases)
             joined = np.where(parent_rows >= 0, child_pos[np.maximum(parent_rows, 0)], -1)
