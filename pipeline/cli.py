@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import traceback
@@ -38,6 +39,8 @@ STAGES = {
     "evaluate": "holdout metrics (metrics.json), curves for dvc plots, figures to MLflow",
     "score": "score every open deal: probability, score, grade, top reasons -> paths.scores",
 }
+RUN_HELP = ("run every stage in order without DVC: generate (only for source.kind synthetic), ingest, features, "
+            "train, evaluate, score")
 INSPECT_HELP = "profile an unseen CRM export (CSV or Parquet) and draft the source: section of params.yaml for it"
 
 
@@ -55,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in STAGES.items():
         sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    sub.add_parser("run", parents=[common], help=RUN_HELP, description=RUN_HELP)
     inspect = sub.add_parser("inspect", parents=[flags], help=INSPECT_HELP, description=INSPECT_HELP)
     inspect.add_argument("file", metavar="FILE", help="the CRM export to profile (CSV or Parquet)")
     inspect.add_argument("--output", metavar="PATH",
@@ -73,6 +77,14 @@ def _inspect(args: argparse.Namespace) -> None:
         encoding=args.encoding)
 
 
+def _run_all(settings: Settings) -> None:
+    for name in STAGES:
+        if name == "generate" and settings.source.kind != "synthetic":
+            continue
+        log.info("stage %s", name)
+        _stage(name)(settings)
+
+
 def _configure_logging(*, verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -86,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "inspect":
             _inspect(args)
+        elif args.command == "run":
+            _run_all(load_settings(args.params))
         else:
             settings = load_settings(args.params)
             _stage(args.command)(settings)
@@ -95,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"leadscore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`leadscore inspect FILE | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug, not bad input: say so plainly
         if args.debug:
             traceback.print_exc()

@@ -107,3 +107,20 @@ def test_dvc_repro_with_the_maven_params(tmp_path: Path) -> None:
     ingest_metric = json.loads((tmp_path / "reports/ingest.json").read_text())
     assert ingest_metric["primary"] == {"rows_read": 8800, "rows_kept": 8800, "rows_quarantined": 0}
     assert json.loads((tmp_path / "reports/metrics.json").read_text())["better_than_chance"] is False
+
+
+@pytest.mark.skipif(not MAVEN.exists(), reason="shared/data/maven_crm is not beside the repository")
+def test_a_novice_goes_from_inspect_to_scores_with_the_unedited_draft(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.cli import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(MAVEN / "sales_pipeline.csv", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", "sales_pipeline.csv", "-q"]) == 0
+    draft = yaml.safe_load((tmp_path / "sales_pipeline.source.yaml").read_text())["source"]
+    assert draft["primary"]["outcome"]["column"] == "deal_stage"
+    assert draft["primary"]["id"] == "opportunity_id"
+    assert draft["never_use"] == {"close_date": "outcome_derived", "close_value": "outcome_derived"}
+    assert main(["run", "--params", "sales_pipeline.source.yaml", "-q"]) == 0
+    assert len(pd.read_csv(tmp_path / "data/scores/scores.csv")) == 2089
+    assert json.loads((tmp_path / "reports/metrics.json").read_text())["better_than_chance"] is False
