@@ -1,13 +1,16 @@
 # Two commands on a fresh machine:
 #   make run    create .venv if missing, install, run the whole DVC pipeline
 #   make test   create .venv if missing, install, run ruff, mypy and pytest
+#   make bench  features stage vs a DuckDB reference on 1M synthetic leads (BENCH_ARGS="--leads 20000" for a quick one)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint typecheck pytest venv mlflow-ui clean
+.PHONY: run test lint typecheck pytest venv bench mlflow-ui clean
 
 venv: $(STAMP)
 
@@ -31,6 +34,14 @@ typecheck: venv
 
 pytest: venv
 	pytest
+
+# The bench extra (duckdb) is installed once, next to the dev install, with its own stamp.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: venv $(BENCH_STAMP)
+	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
 
 mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

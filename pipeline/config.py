@@ -38,6 +38,7 @@ class PathsParams(_Section):
     plots: Path = Path("reports/plots")
     scores: Path = Path("data/scores")
     ingest_report: Path = Path("reports/ingest.json")
+    features_report: Path = Path("reports/features.json")
     mlflow_db: Path = Path("mlflow.db")
 
 
@@ -146,6 +147,7 @@ class SourceParams(_Section):
     primary: PrimaryParams | None = None
     lookups: dict[str, LookupParams] = Field(default_factory=dict)
     events: EventsParams | None = None
+    account: str | None = None   # the table (a lookup, or primary) whose id is the account: adds account roll-ups
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceParams:
@@ -192,6 +194,9 @@ def _check_tables(source: SourceParams) -> None:
                 raise ValueError(f"lookups.{name}.join: the joins form a cycle through {current!r}")
             seen.add(current)
             current = source.lookups[current].join.table
+    if source.account is not None and source.account not in tables:
+        raise ValueError(f"account: {source.account!r} is not the primary table or a lookup "
+                         f"(known: {', '.join(tables)})")
     if source.events is not None and source.events.table not in tables:
         raise ValueError(f"events.table: {source.events.table!r} is not the primary table or a lookup "
                          f"(known: {', '.join(tables)})")
@@ -235,6 +240,9 @@ class GenerateParams(_Section):
 class FeaturesParams(_Section):
     event_windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90], min_length=1)
     max_event_types: int = Field(20, ge=1)
+    half_life_days: float = Field(30.0, ge=1)         # of the decayed engagement score
+    leakage_max_auc: float = Field(0.95, gt=0.5, le=1)  # a feature that alone separates won/lost better is dropped
+    event_weights: dict[str, float] = Field(default_factory=dict)  # per event type in that score; default 1
     scoring_date: date | None = None
 
     @model_validator(mode="after")
@@ -242,6 +250,23 @@ class FeaturesParams(_Section):
         if any(w <= 0 for w in self.event_windows_days):
             raise ValueError("event_windows_days must all be positive")
         return self
+
+
+Region = Literal["NA", "LATAM", "EU", "MEA", "APAC"]
+
+
+class IcpParams(_Section):
+    """The ideal customer profile. Each declared criterion counts towards ``icp_fit``."""
+
+    industries: list[str] = Field(default_factory=lambda: ["software", "financial services", "healthcare"])
+    employees: tuple[float, float] | None = (50, 5000)        # [min, max] inclusive
+    annual_revenue: tuple[float, float] | None = None
+    regions: list[Region] = Field(default_factory=lambda: list[Region](["NA", "EU"]))
+    countries: list[str] = Field(default_factory=list)
+
+
+class QualificationParams(_Section):
+    framework: str = "bant"   # bant | champ | anum | faint | meddic | path/to/your_rules.yaml
 
 
 class TrainParams(_Section):
@@ -283,6 +308,8 @@ class Settings(_Section):
     source: SourceParams = Field(default_factory=SourceParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
     features: FeaturesParams = Field(default_factory=FeaturesParams)
+    icp: IcpParams = Field(default_factory=IcpParams)
+    qualification: QualificationParams = Field(default_factory=QualificationParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     score: ScoreParams = Field(default_factory=ScoreParams)

@@ -26,7 +26,8 @@ from sklearn.metrics import (
 from pipeline.config import EvaluateParams, Settings
 from pipeline.features import FeatureSet, read_feature_set
 from pipeline.io import atomic_path, write_json
-from pipeline.model import LoadedModel, check_features_match, load_model, split_rows
+from pipeline.model import LoadedModel, check_features_match, load_model
+from pipeline.split import split_rows
 from pipeline.tracking import log_evaluation
 
 log = logging.getLogger(__name__)

@@ -62,6 +62,7 @@ from pipeline.parsing import (
 )
 from pipeline.schema import (
     CANONICAL_FIELDS,
+    EVENT_ACCOUNTS_FILE,
     FIELDS_FILE,
     INGEST_REPORT_FILE,
     OUTCOME_LOST,
@@ -73,7 +74,7 @@ from pipeline.schema import (
 log = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
-RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key"]
+RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key", "account_key"]
 Reasons = Callable[[pd.DataFrame], pd.Series]
 
 
@@ -121,6 +122,7 @@ class IngestResult:
     fields: list[FieldInfo]
     quarantine: pd.DataFrame
     report: dict[str, TableReport]
+    event_accounts: pd.DataFrame | None = None   # event_key -> account_key, when source.account is declared
 
 
 # ---------------------------------------------------------------- reading
@@ -498,9 +500,19 @@ def ingest(source: SourceParams) -> IngestResult:
         known = pd.Index(tables[e.table].frame["_id"].dropna().unique())
         tables["events"] = _events(*raw["events"], e, source, known)
         events = tables["events"].frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
-        records["event_key"] = _key_per_record(tables, source, e.table)
+        records["event_key"] = _key_per_row(tables, source, e.table)
     else:
         records["event_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
+    event_accounts = None
+    if source.account is not None:
+        records["account_key"] = _key_per_row(tables, source, source.account)
+        if source.events is not None:
+            event_accounts = pd.DataFrame({
+                "event_key": tables[source.events.table].frame["_id"].reset_index(drop=True).astype("string"),
+                "account_key": _key_per_row(tables, source, source.account, root=source.events.table),
+            })
+    else:
+        records["account_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
 
     bad: list[pd.DataFrame] = []
     report: dict[str, TableReport] = {}
@@ -516,19 +528,22 @@ def ingest(source: SourceParams) -> IngestResult:
     record_schema(all_infos).validate(records)
     if events is not None:
         EVENTS_SCHEMA.validate(events)
-    return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report)
+    return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
+                        event_accounts=event_accounts)
 
 
-def _row_positions(tables: dict[str, _Table], source: SourceParams) -> dict[str, np.ndarray]:
-    """For every table, the row (position in its clean frame) that each primary row joins to, or -1."""
-    primary = tables["primary"].frame
-    positions = {"primary": np.arange(len(primary))}
-    pending = dict(source.lookups)
+def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = "primary") -> dict[str, np.ndarray]:
+    """For every table reachable from ``root`` by joins, the row (position in its clean frame) that each
+    ``root`` row joins to, or -1."""
+    positions = {root: np.arange(len(tables[root].frame))}
+    pending = {name: spec for name, spec in source.lookups.items() if name != root}
     while pending:
-        for name, spec in list(pending.items()):
+        ready = [name for name, spec in pending.items() if spec.join.table in positions]
+        if not ready:
+            break
+        for name in ready:
+            spec = pending[name]
             parent = spec.join.table
-            if parent not in positions:
-                continue
             parent_rows = positions[parent]
             parent_keys = on_uniques(tables[parent].raw.loc[tables[parent].frame.index, spec.join.column]
                                       .pipe(clean_text, tables[parent].missing), lambda s: s.str.casefold())
@@ -560,8 +575,11 @@ def _denormalise(tables: dict[str, _Table], source: SourceParams) -> tuple[pd.Da
     return records, notes
 
 
-def _key_per_record(tables: dict[str, _Table], source: SourceParams, table: str) -> pd.Series:
-    pos = _row_positions(tables, source)[table]
+def _key_per_row(tables: dict[str, _Table], source: SourceParams, table: str, root: str = "primary") -> pd.Series:
+    """The (folded) id in ``table`` that each ``root`` row joins to, or NA."""
+    pos = _row_positions(tables, source, root).get(table)
+    if pos is None:
+        return pd.Series(pd.NA, index=range(len(tables[root].frame)), dtype="string")
     ids = tables[table].frame["_id"].reset_index(drop=True).to_numpy(dtype=object)
     keys = np.where(pos >= 0, ids[np.maximum(pos, 0)] if len(ids) else None, None)
     return pd.Series(keys, dtype="string")
@@ -591,6 +609,7 @@ def record_schema(infos: list[FieldInfo]) -> pa_schema.DataFrameSchema:
         "decision_date": pa_schema.Column("datetime64[us]", nullable=True),
         "created_date": pa_schema.Column("datetime64[us]", nullable=True),
         "event_key": pa_schema.Column("string", nullable=True),
+        "account_key": pa_schema.Column("string", nullable=True),
     }
     for info in infos:
         columns[info.name] = pa_schema.Column(_KIND_DTYPE[info.kind], nullable=True)
@@ -616,6 +635,12 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
             result.events.to_parquet(tmp, index=False)
     else:
         events_path.unlink(missing_ok=True)
+    accounts_path = interim_dir / EVENT_ACCOUNTS_FILE
+    if result.event_accounts is not None:
+        with atomic_path(accounts_path) as tmp:
+            result.event_accounts.to_parquet(tmp, index=False)
+    else:
+        accounts_path.unlink(missing_ok=True)
     write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
     with atomic_path(interim_dir / QUARANTINE_FILE) as tmp:
         result.quarantine.to_csv(tmp, index=False)

@@ -21,8 +21,9 @@ from pipeline.config import Settings, TrainParams
 from pipeline.errors import DataError
 from pipeline.features import FeatureSet, read_feature_set
 from pipeline.io import atomic_path, sha256_file, write_json
-from pipeline.model import SPLIT_STRATIFIED, category_levels, model_version, prepare_matrix, split_rows
+from pipeline.model import category_levels, model_version, prepare_matrix
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
+from pipeline.split import SPLIT_STRATIFIED, split_rows
 from pipeline.tracking import log_training_run
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Settings, load_settings, parse_settings
-from pipeline.features import FeatureSet, build_features
+from pipeline.features import FeatureSet, featurise
 from pipeline.generate import SyntheticExport, generate, write_export
 from pipeline.ingest import IngestResult, ingest
 from pipeline.train import TrainResult, train
@@ -44,7 +44,8 @@ def prepare(root: Path, settings: Settings) -> Prepared:
     write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth,
                  fmt=settings.generate.format)
     ingested = ingest(settings.source.mapping())
-    features = build_features(ingested.records, ingested.events, ingested.fields, params=settings.features)
+    features = featurise(ingested.records, ingested.events, ingested.fields, settings=settings,
+                         event_accounts=ingested.event_accounts)
     return Prepared(settings=settings, export=export, ingested=ingested, features=features)
 
 

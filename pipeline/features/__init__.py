@@ -9,21 +9,27 @@ stratified, instead of by time). The same :func:`build_features` serves training
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import FeaturesParams, Settings
+from pipeline.config import FeaturesParams, IcpParams, Settings
 from pipeline.errors import DataError
 from pipeline.features.fields import field_features
+from pipeline.features.firmographic import icp_fit
 from pipeline.features.intent import event_types, intent_features, intent_specs
+from pipeline.features.leakage import audit_leakage
+from pipeline.features.qualification import evaluate_framework, load_framework, status_shares
 from pipeline.features.spec import FeatureSpec
 from pipeline.ingest import FieldInfo
 from pipeline.io import atomic_path, read_json, write_json
+from pipeline.parsing import on_uniques
 from pipeline.schema import (
+    EVENT_ACCOUNTS_FILE,
     EVENTS_FILE,
     FEATURE_SPEC_FILE,
     FEATURES_FILE,
@@ -41,10 +47,12 @@ KEY_COLUMNS = ["record_id", "outcome", "label", "as_of"]
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """The feature matrix (keys, outcome, label and features) and the spec of each feature."""
+    """The feature matrix (keys, outcome, label, features, and rep-facing detail such as framework
+    reasons) and the spec of each feature the model may use."""
 
     matrix: pd.DataFrame
     specs: list[FeatureSpec]
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -64,9 +72,14 @@ def default_scoring_date(records: pd.DataFrame, events: pd.DataFrame | None) -> 
 
 def build_features(
     records: pd.DataFrame, events: pd.DataFrame | None, fields: list[FieldInfo], *,
-    params: FeaturesParams, scoring_date: date | None = None,
+    params: FeaturesParams, scoring_date: date | None = None, event_accounts: pd.DataFrame | None = None,
+    icp: IcpParams | None = None, framework: str = "bant",
 ) -> FeatureSet:
-    """Feature matrix for every record; open records (and all, without decision dates) at ``scoring_date``."""
+    """Feature matrix for every record; open records (and all, without decision dates) at ``scoring_date``.
+
+    A record's features depend only on its own fields, its (and its account's) events before its
+    as-of date, and the params: built alone or in a batch, a record gets the same features.
+    """
     scoring = pd.Timestamp(scoring_date) if scoring_date else default_scoring_date(records, events)
     is_open = (records["outcome"] == OUTCOME_OPEN).to_numpy()
     decided = records["decision_date"]
@@ -82,17 +95,61 @@ def build_features(
     parts = [base, pd.DataFrame(columns, index=records.index)]
     if events is not None and len(events):
         types = event_types(events, limit=params.max_event_types)
+        with_accounts = event_accounts is not None and records["account_key"].notna().any()
+        accounts = records["account_key"] if with_accounts else None
+        event_account = None
+        if with_accounts and event_accounts is not None:
+            lookup = pd.Series(event_accounts["account_key"].to_numpy(), index=event_accounts["event_key"].to_numpy())
+            event_account = on_uniques(events["event_key"], lambda keys: keys.map(lookup).astype("string"))
         parts.append(intent_features(records["event_key"], as_of, events, types=types,
-                                     windows=params.event_windows_days))
-        specs += intent_specs(types, params.event_windows_days)
-    matrix = pd.concat(parts, axis=1)[KEY_COLUMNS + [s.name for s in specs]].reset_index(drop=True)
+                                     windows=params.event_windows_days, half_life_days=params.half_life_days,
+                                     weights=params.event_weights, accounts=accounts, event_accounts=event_account))
+        specs += intent_specs(types, params.event_windows_days, accounts=with_accounts)
+    matrix = pd.concat(parts, axis=1)
+    context = _rule_context(records, fields, matrix)
+    detail: list[str] = []
+    fit = icp_fit(context, icp or IcpParams())
+    if fit is not None:
+        matrix["icp_fit"], matrix["icp_matched"], matrix["icp_missed"] = fit
+        specs.append(FeatureSpec("icp_fit", "numeric", "firmographic", "icp", "Fit with the ideal customer profile"))
+        detail += ["icp_matched", "icp_missed"]
+        context["icp_fit"] = matrix["icp_fit"]
+    rules = load_framework(framework)
+    flags = evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs})
+    matrix = pd.concat([matrix, flags], axis=1)
+    for criterion in rules.criteria:
+        specs.append(FeatureSpec(f"fw_{criterion.key}", "categorical", "qualification", criterion.key,
+                                 f"{rules.name}: {criterion.label}"))
+        detail.append(f"fw_{criterion.key}_reason")
+    specs.append(FeatureSpec("framework_points", "numeric", "qualification", "framework",
+                             f"{rules.name} criteria met"))
+    matrix = matrix[KEY_COLUMNS + [s.name for s in specs] + detail].reset_index(drop=True)
+    # One dtype per kind, whatever the batch holds: a record alone types like a record in a batch.
+    matrix = matrix.astype({s.name: "string" if s.kind == "categorical" else "float64" for s in specs}
+                           | {column: "string" for column in detail})
+    shares_by_criterion = status_shares(flags, rules)
+    report = {"framework": rules.name, "criteria": shares_by_criterion}
     log.info("features: %d records (%d open, as of %s) x %d features", len(matrix), int(is_open.sum()),
              scoring.date(), len(specs))
-    return FeatureSet(matrix=matrix, specs=specs)
+    for key, shares in shares_by_criterion.items():
+        log.info("%s %s: %s", rules.name, key, ", ".join(f"{s} {v:.1%}" for s, v in shares.items()))
+    return FeatureSet(matrix=matrix, specs=specs, report=report)
+
+
+def _rule_context(records: pd.DataFrame, fields: list[FieldInfo], matrix: pd.DataFrame) -> pd.DataFrame:
+    """What ICP and framework rules can refer to: every declared field and every feature."""
+    context = records[[f.name for f in fields]].copy()
+    for column in matrix.columns:
+        context[column] = matrix[column]
+    for column in ("seniority", "department"):  # "unknown" means no title: missing, not a value
+        if column in context:
+            context[column] = context[column].where(context[column] != "unknown")
+    return context
 
 
 def read_interim(interim_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, list[FieldInfo]]:
-    """The records, events (if the export has an activity log) and field list that ingest wrote."""
+    """The records, events (if the export has an activity log) and field list that ingest wrote.
+    The event -> account map, if any, is :func:`read_event_accounts`."""
     records_path, fields_path = interim_dir / RECORDS_FILE, interim_dir / FIELDS_FILE
     for path in (records_path, fields_path):
         if not path.exists():
@@ -101,6 +158,11 @@ def read_interim(interim_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, 
     events = pd.read_parquet(events_path) if events_path.exists() else None
     fields = [FieldInfo(**f) for f in read_json(fields_path)]
     return pd.read_parquet(records_path), events, fields
+
+
+def read_event_accounts(interim_dir: Path) -> pd.DataFrame | None:
+    path = interim_dir / EVENT_ACCOUNTS_FILE
+    return pd.read_parquet(path) if path.exists() else None
 
 
 def write_feature_set(features: FeatureSet, out_dir: Path) -> None:
@@ -118,10 +180,23 @@ def read_feature_set(out_dir: Path) -> FeatureSet:
     return FeatureSet(matrix=pd.read_parquet(matrix_path), specs=specs)
 
 
-def run(settings: Settings) -> FeatureSet:
-    """The features stage: ``paths.interim`` -> ``paths.features``."""
-    records, events, fields = read_interim(settings.paths.interim)
+def featurise(records: pd.DataFrame, events: pd.DataFrame | None, fields: list[FieldInfo], *,
+              settings: Settings, event_accounts: pd.DataFrame | None = None) -> FeatureSet:
+    """:func:`build_features` with the settings' params, then the leakage guard on the labeled records."""
     features = build_features(records, events, fields, params=settings.features,
-                              scoring_date=settings.features.scoring_date)
+                              scoring_date=settings.features.scoring_date, event_accounts=event_accounts,
+                              icp=settings.icp, framework=settings.qualification.framework)
+    kept, leakage = audit_leakage(features.matrix, features.specs, max_auc=settings.features.leakage_max_auc,
+                                  valid_fraction=settings.train.valid_fraction,
+                                  test_fraction=settings.train.test_fraction, seed=settings.seed)
+    return FeatureSet(matrix=features.matrix, specs=kept, report={**features.report, "leakage": leakage})
+
+
+def run(settings: Settings) -> FeatureSet:
+    """The features stage: ``paths.interim`` -> ``paths.features``, the leakage guard applied."""
+    records, events, fields = read_interim(settings.paths.interim)
+    features = featurise(records, events, fields, settings=settings,
+                         event_accounts=read_event_accounts(settings.paths.interim))
     write_feature_set(features, settings.paths.features)
+    write_json(settings.paths.features_report, features.report)
     return features

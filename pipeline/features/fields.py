@@ -6,7 +6,9 @@
 * free text is not a feature, except the canonical ``job_title`` (seniority and department) and
   ``parent_company`` (part of a larger group or not);
 * ``founded_year`` becomes the company's age at the as-of date, and ``stated_budget`` with
-  ``amount`` also gives the budget relative to the deal size.
+  ``amount`` also gives the budget relative to the deal size;
+* ``industry`` is mapped to a canonical name (``industries.yaml``), ``country`` adds the sales
+  region (``regions.yaml``), ``employees`` and ``annual_revenue`` add size and revenue bands.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.features.contact import department, seniority
+from pipeline.features.firmographic import EMPLOYEE_BANDS, REVENUE_BANDS, band, canonical_industry, region
 from pipeline.features.spec import FeatureSpec
 from pipeline.ingest import FieldInfo
 
@@ -43,9 +46,21 @@ def field_features(
             add("company_age_years", np.where(age >= 0, age, np.nan), "numeric", info, "Company age (years)")
         elif info.kind in ("numeric", "boolean"):
             add(info.name, value.to_numpy(dtype=float), "numeric", info, info.label)
+            if info.name == "employees":
+                add("company_size_band", band(value.to_numpy(dtype=float), EMPLOYEE_BANDS), "categorical", info,
+                    "Company size band (employees)")
+            elif info.name == "annual_revenue":
+                add("revenue_band", band(value.to_numpy(dtype=float), REVENUE_BANDS), "categorical", info,
+                    "Revenue band")
         elif info.kind == "categorical":
+            if info.name == "industry":
+                value = canonical_industry(value)
             add(info.name, value.astype("object").where(value.notna(), None).to_numpy(), "categorical", info,
                 info.label)
+            if info.name == "country":
+                regions = region(value)
+                add("region", regions.astype("object").where(regions.notna(), None).to_numpy(), "categorical",
+                    info, "Region")
         elif info.kind == "date":
             days = (as_of - value).dt.total_seconds().to_numpy() / 86_400.0
             add(f"days_since_{info.name}", np.where(days >= 0, np.floor(days), np.nan), "numeric", info,

@@ -1,11 +1,24 @@
 """Intent features, point in time: activity strictly before each record's as-of date.
 
-For each event type (the most frequent ``max_event_types`` in the log): counts in each window
-(e.g. 7/30/90 days), plus days since the last event of any type. An event at or after the
-as-of instant never counts.
+For each event type (the ``max_event_types`` most frequent in the log):
+
+* counts in each window (e.g. 7/30/90 days before the as-of date),
+* the trend: events in the last 30 days minus events in the 30 days before those,
+* days since the last event of that type;
+
+and over all types: days since the last event, and an engagement score in which every event
+counts ``0.5 ** (age / half_life)`` times its type's weight. When the records have an account,
+the same counts and score are rolled up over every contact of the account (``acct_*``).
+
+An event at or after the as-of instant never counts. No join of events to records is built:
+events are sorted once by (group, time), and each record finds its window with a binary search,
+so the cost is O((events + records x types) log events) and memory stays linear in the events.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,6 +26,9 @@ import pandas as pd
 from pipeline.features.spec import FeatureSpec
 
 NO_ACTIVITY_DAYS = 9999.0  # days since the last event when there is none before the as-of date
+TREND_DAYS = 30
+_SHIFT = np.int64(1) << np.int64(34)  # room for 544 years of seconds below the group id
+DAY_S = 86_400
 
 
 def event_types(events: pd.DataFrame, *, limit: int) -> list[str]:
@@ -26,40 +42,153 @@ def _label(event_type: str) -> str:
     return event_type.replace("_", " ").capitalize()
 
 
-def intent_specs(types: list[str], windows: list[int]) -> list[FeatureSpec]:
-    specs = [
-        FeatureSpec(f"evt_{t}_{w}d", "numeric", "intent", t, f"{_label(t)} events in the last {w} days")
-        for t in types for w in windows
-    ]
+def intent_specs(types: list[str], windows: list[int], *, accounts: bool = False) -> list[FeatureSpec]:
+    specs = []
+    for t in types:
+        label = _label(t)
+        specs += [FeatureSpec(f"evt_{t}_{w}d", "numeric", "intent", t, f"{label} events in the last {w} days")
+                  for w in windows]
+        specs.append(FeatureSpec(f"evt_{t}_trend", "numeric", "intent", t,
+                                 f"{label} events in the last {TREND_DAYS} days minus the {TREND_DAYS} before"))
+        specs.append(FeatureSpec(f"evt_{t}_days_since", "numeric", "intent", t, f"Days since the last {label.lower()}"))
     specs.append(FeatureSpec("days_since_last_event", "numeric", "intent", "activity", "Days since the last activity"))
+    specs.append(FeatureSpec("engagement_score", "numeric", "intent", "activity", "Recent engagement (decayed)"))
+    if accounts:
+        specs += [FeatureSpec(f"acct_events_{w}d", "numeric", "intent", "account_activity",
+                              f"Activity across the account in the last {w} days") for w in windows]
+        specs.append(FeatureSpec("acct_engagement_score", "numeric", "intent", "account_activity",
+                                 "Recent engagement across the account (decayed)"))
     return specs
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """Events sorted by (group, time), answering point-in-time questions for (group, as-of) queries."""
+
+    composite: np.ndarray   # group << 34 | seconds since t0, sorted
+    seconds: np.ndarray     # seconds since t0, in the same order
+    decay_sum: np.ndarray   # running sums within each group of weight * 2 ** ((t - reference) / half-life)
+    reference: np.ndarray   # per group: the latest as-of date that asks about it (seconds since t0)
+    half_life_s: float
+
+    @classmethod
+    def build(cls, group: np.ndarray, seconds: np.ndarray, weight: np.ndarray, *, reference: np.ndarray,
+              half_life_days: float, decay: bool = True) -> _Timeline:
+        """``reference[g]``: the latest as-of date of group ``g``'s records. Scaling each event by its
+        distance to that date keeps every term in (0, 1] (events after it never count), and running
+        sums within a group (not across groups) keep the sums exact to float precision."""
+        composite = group.astype(np.int64) * _SHIFT + seconds
+        order = np.argsort(composite, kind="stable")
+        composite, seconds, group, weight = composite[order], seconds[order], group[order], weight[order]
+        half_life_s = half_life_days * DAY_S
+        decay_sum = np.zeros(0)
+        if decay:
+            with np.errstate(under="ignore", over="ignore"):
+                scaled = np.where(seconds <= reference[group],
+                                  weight * np.exp2(np.minimum(seconds - reference[group], 0) / half_life_s), 0.0)
+            decay_sum = pd.Series(scaled).groupby(group, sort=False).cumsum().to_numpy()
+        return cls(composite, seconds, decay_sum, reference, half_life_s)
+
+    def _position(self, group: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """Index of the first event of ``group`` at or after ``seconds`` (so everything before it is earlier)."""
+        return np.searchsorted(self.composite, group * _SHIFT + np.maximum(seconds, 0), side="left")
+
+    def count_before(self, group: np.ndarray, as_of: np.ndarray, since: np.ndarray) -> np.ndarray:
+        """Events of ``group`` in [since, as_of)."""
+        return (self._position(group, as_of) - self._position(group, since)).astype(float)
+
+    def days_since_last(self, group: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+        end = self._position(group, as_of)
+        start = self._position(group, np.zeros_like(as_of))
+        has = end > start
+        last = self.seconds[np.maximum(end - 1, 0)]
+        return np.where(has, np.floor((as_of - last) / DAY_S), NO_ACTIVITY_DAYS)
+
+    def decayed(self, group: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+        """Sum over events before ``as_of`` of weight * 0.5 ** (age / half-life)."""
+        end = self._position(group, as_of)
+        start = self._position(group, np.zeros_like(as_of))
+        has = end > start
+        total = self.decay_sum[np.maximum(end - 1, 0)] if len(self.decay_sum) else np.zeros(len(end))
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = total * np.exp2((self.reference[group] - as_of) / self.half_life_s)
+        return np.where(has, value, 0.0)
+
+
+def _codes(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once."""
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    mapped = index.get_indexer(pd.Index(uniques.astype(str)))
+    return np.where(codes >= 0, mapped[np.maximum(codes, 0)], -1)
+
+
+def _latest(group: np.ndarray, as_of: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group, the latest as-of date (seconds) among the records in it."""
+    latest = np.zeros(n_groups, dtype=np.int64)
+    has = group >= 0
+    np.maximum.at(latest, group[has], as_of[has])
+    return latest
 
 
 def intent_features(
     keys: pd.Series, as_of: pd.Series, events: pd.DataFrame, *, types: list[str], windows: list[int],
+    half_life_days: float = 30.0, weights: Mapping[str, float] | None = None,
+    accounts: pd.Series | None = None, event_accounts: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Counts per event type and window for each record (``keys`` = its event key), aligned with ``keys``."""
-    n, n_types = len(keys), len(types)
-    pos = pd.DataFrame({"event_key": keys.astype("string").to_numpy(), "row": np.arange(n),
-                        "as_of": as_of.to_numpy()})
-    ev = events[["event_key", "event_type", "timestamp"]].astype({"event_key": "string"}).merge(
-        pos.dropna(subset=["event_key"]), on="event_key", how="inner")
-    age_days = (ev["as_of"] - ev["timestamp"]).dt.total_seconds().to_numpy() / 86_400.0
-    before = age_days > 0
-    code = pd.Categorical(ev["event_type"].astype("string"), categories=types).codes.astype(np.int64)
-    row, age = ev["row"].to_numpy()[before], age_days[before]
-    code = code[before]
+    """Intent features for each record, aligned with ``keys`` (each record's event key).
+
+    ``accounts`` (each record's account) and ``event_accounts`` (each event's account, aligned
+    with ``events``) add the account-level roll-up.
+    """
+    n = len(keys)
+    key_index = pd.Index(keys.dropna().astype(str).unique())
+    record_key = _codes(keys, key_index)
+    event_key = _codes(events["event_key"], key_index)
+    type_code = _codes(events["event_type"], pd.Index(types))
+    t0 = events["timestamp"].min() if len(events) else pd.Timestamp(0)
+    seconds = ((events["timestamp"] - t0).dt.total_seconds().to_numpy(dtype=np.int64)
+               if len(events) else np.zeros(0, dtype=np.int64))
+    as_of_s = (pd.to_datetime(as_of) - t0).dt.total_seconds().to_numpy(dtype=np.int64)
+    weight_of = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # last: other types
+    weight = weight_of[np.where(type_code >= 0, type_code, len(types))]
+
+    known = event_key >= 0
+    has_key = record_key >= 0
+    rk = np.maximum(record_key, 0)
+    n_types = len(types)
+    by_type = (event_key >= 0) & (type_code >= 0)
+    key_reference = _latest(record_key, as_of_s, len(key_index))
+    typed = _Timeline.build(event_key[by_type] * n_types + type_code[by_type], seconds[by_type], weight[by_type],
+                            reference=np.repeat(key_reference, n_types), half_life_days=half_life_days, decay=False)
+    overall = _Timeline.build(event_key[known], seconds[known], weight[known], reference=key_reference,
+                              half_life_days=half_life_days)
 
     columns: dict[str, np.ndarray] = {}
-    known = code >= 0
-    cell = row[known] * n_types + code[known]
-    age_known = age[known]
-    for w in windows:
-        counts = np.bincount(cell[age_known <= w], minlength=n * n_types).reshape(n, n_types)
-        for j, t in enumerate(types):
-            columns[f"evt_{t}_{w}d"] = counts[:, j].astype(float)
-    last = np.full(n, np.inf)
-    np.minimum.at(last, row, age)
-    columns["days_since_last_event"] = np.where(np.isinf(last), NO_ACTIVITY_DAYS, np.floor(np.where(
-        np.isinf(last), 0, last)))
-    return pd.DataFrame(columns, index=keys.index)[[s.name for s in intent_specs(types, windows)]]
+    for j, t in enumerate(types):
+        group = rk * n_types + j
+        for w in windows:
+            columns[f"evt_{t}_{w}d"] = np.where(has_key, typed.count_before(group, as_of_s, as_of_s - w * DAY_S), 0.0)
+        recent = typed.count_before(group, as_of_s, as_of_s - TREND_DAYS * DAY_S)
+        before = typed.count_before(group, as_of_s - TREND_DAYS * DAY_S, as_of_s - 2 * TREND_DAYS * DAY_S)
+        columns[f"evt_{t}_trend"] = np.where(has_key, recent - before, 0.0)
+        columns[f"evt_{t}_days_since"] = np.where(has_key, typed.days_since_last(group, as_of_s), NO_ACTIVITY_DAYS)
+    columns["days_since_last_event"] = np.where(has_key, overall.days_since_last(rk, as_of_s), NO_ACTIVITY_DAYS)
+    columns["engagement_score"] = np.where(has_key, overall.decayed(rk, as_of_s), 0.0)
+
+    if accounts is not None and event_accounts is not None:
+        account_index = pd.Index(accounts.dropna().astype(str).unique())
+        record_account = _codes(accounts, account_index)
+        event_account = _codes(event_accounts, account_index)
+        has_account = record_account >= 0
+        ra = np.maximum(record_account, 0)
+        mask = event_account >= 0
+        account = _Timeline.build(event_account[mask], seconds[mask], weight[mask],
+                                  reference=_latest(record_account, as_of_s, len(account_index)),
+                                  half_life_days=half_life_days)
+        for w in windows:
+            columns[f"acct_events_{w}d"] = np.where(
+                has_account, account.count_before(ra, as_of_s, as_of_s - w * DAY_S), 0.0)
+        columns["acct_engagement_score"] = np.where(has_account, account.decayed(ra, as_of_s), 0.0)
+
+    names = [s.name for s in intent_specs(types, windows, accounts=accounts is not None and event_accounts is not None)]
+    return pd.DataFrame(columns, index=keys.index)[names] if n else pd.DataFrame(columns=names, index=keys.index)

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.evaluate import evaluate, holdout
-from pipeline.features import build_features
+from pipeline.features import featurise
 from pipeline.ingest import ingest
 from pipeline.model import load_model
 from pipeline.train import save_model, train
@@ -31,6 +31,9 @@ def test_holdout_auc_is_within_003_of_the_oracle(default_run, tmp_path: Path) ->
           f"{len(test)} deals")
     assert oracle_auc > 0.75  # the generator has real signal
     assert model_auc >= oracle_auc - 0.03
+    # The planted leak (csm_assigned) was offered as a feature and the leakage guard dropped it.
+    assert "csm_assigned" in prepared.features.report["leakage"]["dropped"]
+    assert "csm_assigned" not in [s["name"] for s in model.meta["features"]]
 
 
 def test_more_pricing_page_visits_raise_the_score(default_run, tmp_path: Path) -> None:
@@ -57,11 +60,11 @@ def test_lead_name_does_not_change_the_score(small, small_model, tmp_path: Path)
     leads["first_name"], leads["last_name"], leads["email"] = "Zed", "Renamed-O'Hara", "someone@else.example"
     leads.to_csv(renamed_dir / "leads.csv", index=False)
     source = small.settings.source
-    params = small.settings.features
 
     def scores(directory: Path) -> np.ndarray:
         ingested = ingest(source.model_copy(update={"dir": directory}).mapping())
-        matrix = build_features(ingested.records, ingested.events, ingested.fields, params=params).matrix
+        matrix = featurise(ingested.records, ingested.events, ingested.fields, settings=small.settings,
+                           event_accounts=ingested.event_accounts).matrix
         return model.predict_proba(matrix)
 
     np.testing.assert_array_equal(scores(raw_dir), scores(renamed_dir))

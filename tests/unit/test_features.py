@@ -1,35 +1,10 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import FeaturesParams
 from pipeline.features import build_features
-from pipeline.features.contact import department, seniority
 from pipeline.features.intent import NO_ACTIVITY_DAYS, event_types, intent_features
-
-TITLES = [
-    ("CEO", "c_level"), ("Chief Executive Officer", "c_level"), ("Founder & CEO", "c_level"),
-    ("Co-Founder", "c_level"), ("CTO", "c_level"), ("Chief Revenue Officer", "c_level"), ("President", "c_level"),
-    ("VP of Sales", "vp"), ("VP Sales", "vp"), ("Vice President, Marketing", "vp"), ("SVP Operations", "vp"),
-    ("EVP, IT", "vp"), ("Senior Vice President Sales", "vp"), ("vice-president finance", "vp"),
-    ("Director of Sales", "director"), ("Dir. Marketing", "director"), ("Head of IT", "director"),
-    ("Sr. Director Finance", "director"), ("Sales Manager", "manager"), ("Mgr, Operations", "manager"),
-    ("Team Lead, Sales", "manager"), ("Account Executive", "ic"), ("Sr. Data Eng.", "ic"),
-    ("Software Engineer", "ic"), ("Intern", "ic"), ("  SALES REP ", "ic"), ("", "unknown"), (None, "unknown"),
-]
-
-
-@pytest.mark.parametrize(("title", "level"), TITLES)
-def test_seniority_from_free_text_titles(title: str | None, level: str) -> None:
-    assert seniority(pd.Series([title], dtype="object"))[0] == level
-
-
-@pytest.mark.parametrize(("title", "dept"), [
-    ("VP of Sales", "sales"), ("CFO", "finance"), ("Head of IT", "it"), ("Sr. Data Eng.", "engineering"),
-    ("Marketing Specialist", "marketing"), ("Mgr, Operations", "operations"), ("CEO", "executive"),
-    ("Intern", "other"), ("", "unknown"),
-])
-def test_department_from_titles(title: str, dept: str) -> None:
-    assert department(pd.Series([title]))[0] == dept
 
 
 def _events(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -61,8 +36,42 @@ def test_window_counts_and_recency_are_exact() -> None:
         == [1, 2, 2]
     assert out.loc[0, ["evt_demo_request_7d", "evt_demo_request_30d", "evt_demo_request_90d"]].tolist() == [0, 0, 1]
     assert out.loc[0, "days_since_last_event"] == 0
+    assert out.loc[0, ["evt_pricing_page_view_trend", "evt_demo_request_trend"]].tolist() == [2, 0]
+    assert out.loc[0, ["evt_pricing_page_view_days_since", "evt_demo_request_days_since",
+                       "evt_webinar_attended_days_since"]].tolist() == [0, 76, NO_ACTIVITY_DAYS]
+    ages = np.array([0.5, 10, 76, 181])
+    assert out.loc[0, "engagement_score"] == pytest.approx((0.5 ** (ages / 30)).sum(), rel=1e-9)
     assert out.loc[1, "days_since_last_event"] == NO_ACTIVITY_DAYS
-    assert out.loc[1].drop("days_since_last_event").sum() == 0
+    counts = [c for c in out.columns if c.endswith("d") and c.startswith("evt_")]
+    assert out.loc[1, counts].sum() == 0 and out.loc[1, "engagement_score"] == 0
+
+
+def test_trend_compares_the_last_30_days_with_the_30_before() -> None:
+    events = _events([("l1", "demo_request", "2024-06-25"), ("l1", "demo_request", "2024-05-20"),
+                      ("l1", "demo_request", "2024-05-15"), ("l1", "demo_request", "2024-04-01")])
+    out = _intent(events)
+    assert out.loc[0, "evt_demo_request_trend"] == 1 - 2
+
+
+def test_event_weights_and_half_life_shape_the_engagement_score() -> None:
+    events = _events([("l1", "demo_request", "2024-06-20"), ("l1", "pricing_page_view", "2024-06-20")])
+    out = intent_features(KEYS, AS_OF, events, types=TYPES, windows=[7], half_life_days=10,
+                          weights={"demo_request": 3.0})
+    assert out.loc[0, "engagement_score"] == pytest.approx(4 * 0.5, rel=1e-9)
+
+
+def test_account_roll_up_counts_every_contact_of_the_account_point_in_time() -> None:
+    keys = pd.Series(["l1", "l2", "l3"], dtype="string")
+    as_of = pd.Series(pd.to_datetime(["2024-06-30", "2024-06-10", "2024-06-30"]))
+    accounts = pd.Series(["acme", "acme", "globex"], dtype="string")
+    events = _events([("l1", "demo_request", "2024-06-20"), ("l2", "pricing_page_view", "2024-06-05"),
+                      ("l2", "pricing_page_view", "2024-06-25"), ("l3", "demo_request", "2024-01-01")])
+    event_accounts = pd.Series(["acme", "acme", "acme", "globex"], dtype="string")
+    out = intent_features(keys, as_of, events, types=TYPES, windows=[30], accounts=accounts,
+                          event_accounts=event_accounts)
+    # l1 (as of 06-30) sees all three acme events; l2 (as of 06-10) only the one before its date.
+    assert out["acct_events_30d"].tolist() == [3, 1, 0]
+    assert out["evt_pricing_page_view_30d"].tolist() == [0, 1, 0]
 
 
 def test_events_at_or_after_the_as_of_date_change_nothing() -> None:
@@ -85,17 +94,26 @@ def test_planted_future_events_change_nothing_on_a_real_export(small) -> None:
     ingested = small.ingested
     matrix = small.features.matrix
     records = ingested.records
-    as_of = matrix["as_of"]
-    future = pd.DataFrame({
-        "event_key": records["event_key"].astype("string"),
-        "event_type": pd.array(["demo_request"] * len(records), dtype="string"),
-        "timestamp": (as_of + pd.Timedelta(hours=3)).astype("datetime64[us]"),
-    }).dropna(subset=["event_key"])
     assert ingested.events is not None
-    events = pd.concat([ingested.events, future], ignore_index=True)
-    scoring = matrix.loc[matrix["outcome"] == "open", "as_of"].iloc[0].date()
-    again = build_features(records, events, ingested.fields, params=small.settings.features, scoring_date=scoring)
-    pd.testing.assert_frame_equal(matrix, again.matrix)
+    scoring = matrix.loc[matrix["outcome"] == "open", "as_of"].iloc[0]
+
+    def rebuilt(planted_at: pd.Series) -> pd.DataFrame:
+        future = pd.DataFrame({
+            "event_key": records["event_key"].astype("string"),
+            "event_type": pd.array(["demo_request"] * len(records), dtype="string"),
+            "timestamp": planted_at.astype("datetime64[us]"),
+        }).dropna(subset=["event_key"])
+        events = pd.concat([ingested.events, future], ignore_index=True)
+        return build_features(records, events, ingested.fields, params=small.settings.features,
+                              scoring_date=scoring.date(), event_accounts=ingested.event_accounts).matrix
+
+    # A demo request 3 hours after each lead's own as-of date: no lead-level feature moves. (Account
+    # roll-ups legitimately see it from colleagues whose as-of date is later.)
+    own = rebuilt(matrix["as_of"] + pd.Timedelta(hours=3))
+    lead_level = [c for c in matrix.columns if not c.startswith("acct_")]
+    pd.testing.assert_frame_equal(matrix[lead_level], own[lead_level])
+    # After everyone's as-of date (the scoring date): nothing at all moves.
+    pd.testing.assert_frame_equal(matrix, rebuilt(pd.Series(scoring + pd.Timedelta(hours=3), index=records.index)))
 
 
 def test_open_records_are_taken_at_the_scoring_date(small) -> None:
@@ -128,3 +146,37 @@ def test_windows_come_from_params(small) -> None:
     out = build_features(i.records, i.events, i.fields, params=FeaturesParams(event_windows_days=[14]))
     assert "evt_demo_request_14d" in out.names
     assert "evt_demo_request_7d" not in out.names
+
+
+def test_a_record_built_alone_gets_exactly_its_batch_features(small) -> None:
+    i = small.ingested
+    batch = small.features.matrix
+    scoring = batch.loc[batch["outcome"] == "open", "as_of"].iloc[0].date()
+    rows = [0, 17, int(np.flatnonzero(batch["outcome"] == "open")[0])]
+    for row in rows:
+        alone = build_features(i.records.iloc[[row]], i.events, i.fields, params=small.settings.features,
+                               scoring_date=scoring, event_accounts=i.event_accounts,
+                               icp=small.settings.icp, framework=small.settings.qualification.framework).matrix
+        pd.testing.assert_frame_equal(alone.reset_index(drop=True), batch.iloc[[row]].reset_index(drop=True),
+                                      check_dtype=False)
+
+
+def test_switching_framework_is_a_params_change(small) -> None:
+    i = small.ingested
+    champ = build_features(i.records, i.events, i.fields, params=small.settings.features, framework="champ")
+    names = champ.names
+    assert {"fw_challenges", "fw_authority", "fw_money", "fw_prioritization", "framework_points"} <= set(names)
+    assert "fw_budget" not in names
+    assert champ.report["framework"] == "CHAMP"
+    assert set(champ.matrix["fw_prioritization"]) <= {"met", "not_met", "unknown"}
+    assert champ.matrix["fw_money_reason"].str.startswith("Money ").all()
+
+
+def test_stage_reports_framework_shares_and_the_leakage_guard(small) -> None:
+    report = small.features.report
+    assert report["framework"] == "BANT"
+    for shares in report["criteria"].values():
+        assert sum(shares.values()) == pytest.approx(1.0)
+    assert report["criteria"]["budget"]["unknown"] > 0.2  # a third of leads state no budget
+    assert "csm_assigned" in report["leakage"]["dropped"]
+    assert "csm_assigned" not in small.features.names

@@ -7,9 +7,10 @@ import pytest
 from pipeline.errors import DataError, ModelError
 from pipeline.features import FeatureSet
 from pipeline.features.spec import FeatureSpec
-from pipeline.model import SPLIT_STRATIFIED, SPLIT_TIME, load_model, prepare_matrix, split_rows
+from pipeline.model import load_model, prepare_matrix
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
 from pipeline.score import contributions, grade, score_frame, top_reasons
+from pipeline.split import SPLIT_STRATIFIED, SPLIT_TIME, split_rows
 from pipeline.train import save_model, train
 
 SPECS = [FeatureSpec("industry", "categorical", "firmographic", "industry", "Industry"),

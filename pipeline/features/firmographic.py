@@ -1,0 +1,90 @@
+"""Firmographic enrichment: canonical industry, region from country, size and revenue bands, ICP fit.
+
+The industry and region tables are YAML files beside this module (``industries.yaml``,
+``regions.yaml``), so a team extends them without touching code. The ICP is declared in params
+(``icp:``); every record gets the share of ICP criteria it matches, and which ones.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from pipeline.config import IcpParams
+from pipeline.parsing import fold, on_uniques
+
+HERE = Path(__file__).resolve().parent
+EMPLOYEE_BANDS = ((0, "1-10"), (11, "11-50"), (51, "51-200"), (201, "201-1000"), (1001, "1001-5000"),
+                  (5001, "5001+"))
+REVENUE_BANDS = ((0, "<1M"), (1e6, "1M-10M"), (1e7, "10M-100M"), (1e8, "100M-1B"), (1e9, "1B+"))
+
+
+@cache
+def _lookup(file: str) -> dict[str, str]:
+    """variant -> canonical, from a {canonical: [variants]} YAML table (canonical names map to themselves)."""
+    table = yaml.safe_load((HERE / file).read_text(encoding="utf-8"))
+    out: dict[str, str] = {}
+    for canonical, variants in table.items():
+        out[str(canonical).casefold()] = str(canonical)
+        for v in variants or []:
+            out[str(v).strip().casefold()] = str(canonical)
+    return out
+
+
+def canonical_industry(values: pd.Series) -> pd.Series:
+    """"SaaS", "Sofware", "Computer Software" -> "software"; unknown values keep their folded spelling."""
+    table = _lookup("industries.yaml")
+    return on_uniques(values, lambda v: fold(v).map(lambda x: table.get(x, x) if pd.notna(x) else x))
+
+
+def region(countries: pd.Series) -> pd.Series:
+    """Sales region (NA, LATAM, EU, MEA, APAC) of a country name or code; missing if not in the table."""
+    table = _lookup("regions.yaml")
+    return on_uniques(countries, lambda v: fold(v).map(lambda x: table.get(x) if pd.notna(x) else None))
+
+
+def band(values: np.ndarray, bands: tuple[tuple[float, str], ...]) -> np.ndarray:
+    """The label of the band each value falls in (missing stays missing)."""
+    edges = np.array([lo for lo, _ in bands], dtype=float)
+    labels = np.array([label for _, label in bands] + [None], dtype=object)
+    idx = np.searchsorted(edges, values, side="right") - 1
+    missing = np.isnan(values) | (idx < 0)
+    out: np.ndarray = labels[np.clip(idx, 0, len(bands) - 1)]
+    out[missing] = None
+    return out
+
+
+def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(fit, matched, missed): share of the declared ICP criteria each record meets (of those its
+    data can judge), and the names of the criteria met and missed. None if no ICP is declared."""
+    checks: dict[str, tuple[pd.Series, pd.Series]] = {}  # name -> (known, ok)
+    if icp.industries and "industry" in context:
+        wanted = {i.casefold() for i in icp.industries}
+        values = context["industry"]
+        checks["industry"] = (values.notna(), values.astype("string").str.casefold().isin(wanted))
+    for name, bounds in (("employees", icp.employees), ("annual_revenue", icp.annual_revenue)):
+        if bounds is not None and name in context:
+            x = pd.to_numeric(context[name], errors="coerce")
+            checks[name] = (x.notna(), (x >= bounds[0]) & (x <= bounds[1]))
+    if icp.regions and "region" in context:
+        values = context["region"]
+        checks["region"] = (values.notna(), values.isin(icp.regions))
+    if icp.countries and "country" in context:
+        values = context["country"].astype("string").str.casefold()
+        checks["country"] = (values.notna(), values.isin([c.casefold() for c in icp.countries]))
+    if not checks:
+        return None
+    n = len(context)
+    known = np.column_stack([k.fillna(False).to_numpy(dtype=bool) for k, _ in checks.values()])
+    ok = np.column_stack([o.fillna(False).to_numpy(dtype=bool) for _, o in checks.values()]) & known
+    evaluable = known.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fit = np.where(evaluable > 0, ok.sum(axis=1) / np.maximum(evaluable, 1), np.nan)
+    names = np.array(list(checks), dtype=object)
+    matched = np.array([";".join(names[ok[i]]) for i in range(n)], dtype=object)
+    missed = np.array([";".join(names[known[i] & ~ok[i]]) for i in range(n)], dtype=object)
+    return fit, matched, missed

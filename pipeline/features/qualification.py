@@ -1,0 +1,215 @@
+"""Qualification frameworks (BANT, CHAMP, ANUM, FAINT, MEDDIC, or your own) as declared rules.
+
+A framework file lists criteria; each criterion is a list of conditions ``{field, op, value}``
+combined with ``match: all`` or ``match: any``. For every record a criterion is
+
+* ``met`` when the conditions hold (all of them, or any one),
+* ``not_met`` when they fail,
+* ``unknown`` when the data to judge is missing (including a field the export doesn't have),
+
+with a one-line reason that quotes the actual value. Rules are data: nothing is evaluated as code.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FRAMEWORKS_DIR = Path(__file__).resolve().parent.parent / "frameworks"
+MET, NOT_MET, UNKNOWN = "met", "not_met", "unknown"
+STATUSES = (MET, NOT_MET, UNKNOWN)
+
+Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "between", "contains", "present"]
+_OP_WORDS = {"==": "is", "!=": "is not", "<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least",
+             "in": "is one of", "not_in": "is none of", "between": "is between", "contains": "contains",
+             "present": "is recorded"}
+_NUMERIC_OPS = {"<", "<=", ">", ">=", "between"}
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    op: Op
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> Condition:
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"op {self.op!r} needs a list value")
+        if self.op == "between" and not (isinstance(self.value, list) and len(self.value) == 2):
+            raise ValueError("op 'between' needs [low, high]")
+        if self.op in _NUMERIC_OPS - {"between"} and not isinstance(self.value, int | float):
+            raise ValueError(f"op {self.op!r} needs a number, got {self.value!r}")
+        if self.op not in ("present",) and self.value is None:
+            raise ValueError(f"op {self.op!r} needs a value")
+        return self
+
+
+class Criterion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    match: Literal["all", "any"] = "all"
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class Framework(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Framework:
+        keys = [c.key for c in self.criteria]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"criteria keys must be unique: {', '.join(dupes)}")
+        return self
+
+
+def framework_path(name: str) -> Path:
+    """A shipped framework by name (bant, champ, anum, faint, meddic), or a path to your own file."""
+    builtin = FRAMEWORKS_DIR / f"{name.lower()}.yaml"
+    if builtin.exists():
+        return builtin
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = ", ".join(sorted(p.stem for p in FRAMEWORKS_DIR.glob("*.yaml")))
+    raise ConfigError(f"qualification.framework: {name!r} is neither a shipped framework ({shipped}) nor a file")
+
+
+@cache
+def load_framework(name: str) -> Framework:
+    path = framework_path(name)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Framework.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: invalid framework: {problems}") from None
+
+
+def _fold(value: Any) -> Any:
+    return value.strip().casefold() if isinstance(value, str) else value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value)
+    return str(value)
+
+
+def evaluate_condition(cond: Condition, column: pd.Series | None) -> pd.Series:
+    """True / False per row, NA where the value is missing (or the field is absent: ``column`` None)."""
+    if column is None:
+        return pd.Series(pd.NA, dtype="boolean")
+    present = column.notna()
+    if cond.op == "present":
+        return present.astype("boolean")
+    if cond.op in _NUMERIC_OPS:
+        x = pd.to_numeric(column, errors="coerce")
+        if cond.op == "between":
+            lo, hi = cond.value
+            result = (x >= lo) & (x <= hi)
+        else:
+            result = {"<": x < cond.value, "<=": x <= cond.value, ">": x > cond.value, ">=": x >= cond.value}[cond.op]
+        return result.astype("boolean").mask(x.isna())
+    text = column.astype("string").str.strip().str.casefold() if column.dtype.kind in "OUST" or \
+        isinstance(column.dtype, pd.StringDtype) else column
+    if cond.op in ("in", "not_in"):
+        values = [_fold(v) for v in cond.value]
+        hit = text.isin(values) if not pd.api.types.is_numeric_dtype(text) else text.isin(cond.value)
+        result = hit if cond.op == "in" else ~hit
+    elif cond.op == "contains":
+        result = text.astype("string").str.contains(str(cond.value).casefold(), regex=False)
+    elif pd.api.types.is_numeric_dtype(text) and isinstance(cond.value, int | float):
+        result = text == cond.value if cond.op == "==" else text != cond.value
+    else:
+        target = _fold(str(cond.value))
+        result = text.astype("string") == target if cond.op == "==" else text.astype("string") != target
+    return result.astype("boolean").mask(~present)
+
+
+def _reason(criterion: Criterion, status: str, column_values: dict[str, pd.Series], row: int,
+            labels: dict[str, str], satisfied: pd.Series | None) -> str:
+    parts = []
+    for cond in criterion.conditions:
+        label = labels.get(cond.field, cond.field.replace("_", " "))
+        values = column_values.get(cond.field)
+        if values is None:
+            parts.append(f"the export has no {label}")
+            continue
+        value = values.iloc[row]
+        if pd.isna(value):
+            parts.append(f"{label} is missing")
+            continue
+        target = "" if cond.op == "present" else f" {_show(cond.value)}"
+        parts.append(f"{label} is {_show(value)} (needs: {_OP_WORDS[cond.op]}{target})")
+    joiner = " and " if criterion.match == "all" else " or "
+    return f"{criterion.label} {status.replace('_', ' ')}: " + joiner.join(parts)
+
+
+def evaluate_framework(context: pd.DataFrame, framework: Framework, *,
+                       labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """``fw_<key>`` status and ``fw_<key>_reason`` per criterion, and ``framework_points`` (criteria met)."""
+    labels = labels or {}
+    n = len(context)
+    out: dict[str, Any] = {}
+    points = np.zeros(n)
+    for criterion in framework.criteria:
+        results = []
+        used: dict[str, pd.Series] = {}
+        for cond in criterion.conditions:
+            column = context[cond.field].reset_index(drop=True) if cond.field in context.columns else None
+            if column is not None:
+                used[cond.field] = column
+            r = evaluate_condition(cond, column)
+            results.append(r if len(r) == n else pd.Series(pd.NA, index=range(n), dtype="boolean"))
+        stacked = pd.concat(results, axis=1)
+        is_true = stacked.eq(True).fillna(False).to_numpy(dtype=bool)    # NA (missing data) is neither
+        is_false = stacked.eq(False).fillna(False).to_numpy(dtype=bool)
+        if criterion.match == "all":
+            met, failed = is_true.all(axis=1), is_false.any(axis=1)
+        else:
+            met, failed = is_true.any(axis=1), is_false.all(axis=1)
+        status = np.where(met, MET, np.where(failed, NOT_MET, UNKNOWN))
+        out[f"fw_{criterion.key}"] = status
+        points += status == MET
+        # Reasons are worded once per distinct combination of the values involved (cheap on big data).
+        involved = pd.DataFrame({k: v.astype("string") for k, v in used.items()}) if used else \
+            pd.DataFrame(index=range(n))
+        involved["_status"] = status
+        codes, _ = pd.factorize(pd.MultiIndex.from_frame(involved.fillna("\0")) if used else involved["_status"])
+        first = pd.Series(np.arange(n)).groupby(codes).first()
+        worded = {c: _reason(criterion, status[i], used, int(i), labels, None) for c, i in first.items()}
+        out[f"fw_{criterion.key}_reason"] = pd.Series(codes).map(worded).to_numpy(dtype=object)
+    out["framework_points"] = points
+    return pd.DataFrame(out, index=context.index)
+
+
+def status_shares(flags: pd.DataFrame, framework: Framework) -> dict[str, dict[str, float]]:
+    """Share of records met / not_met / unknown for each criterion."""
+    shares = {}
+    for criterion in framework.criteria:
+        counts = pd.Series(flags[f"fw_{criterion.key}"]).value_counts(normalize=True)
+        shares[criterion.key] = {s: round(float(counts.get(s, 0.0)), 6) for s in STATUSES}
+    return shares

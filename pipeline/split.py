@@ -1,0 +1,37 @@
+"""How labeled records are split into train / valid / test: by time when there are dates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPLIT_TIME = "time"
+SPLIT_STRATIFIED = "stratified"
+
+
+def split_rows(
+    labeled: pd.DataFrame, *, valid_fraction: float, test_fraction: float, seed: int,
+) -> tuple[pd.Series, str]:
+    """'train' / 'valid' / 'test' for each labeled row, and how it was split.
+
+    By time when the rows have decision dates: the oldest train, the newest are the test set
+    (ties broken by ``record_id`` so every run splits the same way). When every as-of date is
+    the same (no decision date in the export) there is no time order, so the split is random,
+    stratified by outcome and seeded.
+    """
+    split = pd.Series("train", index=labeled.index, dtype="object")
+    if labeled["as_of"].nunique() > 1:
+        order = labeled.sort_values(["as_of", "record_id"], kind="stable").index
+        n = len(order)
+        n_test, n_valid = round(n * test_fraction), round(n * valid_fraction)
+        split.loc[order[n - n_test - n_valid: n - n_test]] = "valid"
+        split.loc[order[n - n_test:]] = "test"
+        return split, SPLIT_TIME
+    rng = np.random.default_rng(seed)
+    for _, group in labeled.groupby("label", sort=True):
+        index = group.sort_values("record_id", kind="stable").index.to_numpy()
+        index = index[rng.permutation(len(index))]
+        n_test, n_valid = round(len(index) * test_fraction), round(len(index) * valid_fraction)
+        split.loc[index[:n_test]] = "test"
+        split.loc[index[n_test:n_test + n_valid]] = "valid"
+    return split, SPLIT_STRATIFIED
