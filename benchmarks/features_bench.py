@@ -5,7 +5,8 @@
 
 1. Builds (or reuses) a synthetic export with the project's own ``generate`` and ``ingest`` stages,
    in a cache folder (``benchmarks/.data/`` by default), one sub-folder per set of parameters.
-2. Times OUR features stage (``read_interim`` + ``build_features``) in a fresh subprocess.
+2. Times OUR features stage (``read_interim`` + ``featurise``, as ``leadscore features`` runs it
+   without the write) in a fresh subprocess.
 3. Times a REFERENCE in a fresh subprocess: one DuckDB query (threads = 2) over the same
    ``records.parquet`` and ``events.parquet`` that counts, for each record and event type, the
    events in the 30 days strictly before the record's as-of date, fetched into Arrow.
@@ -143,15 +144,17 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
-    """OUR features stage: read_interim + build_features, as `leadscore features` does (without the write)."""
-    from pipeline.features import build_features, read_interim
+    """OUR features stage as `leadscore features` runs it, without the write: read the interim files,
+    build every feature (account roll-ups included), and run the leakage guard."""
+    from pipeline.features import featurise, read_event_accounts, read_interim
 
     settings = _settings(args)
     assert settings.paths.interim == _interim_dir(args), "the parent and the children disagree on paths.interim"
     baseline = _self_peak_mb()
     t0 = time.perf_counter()
     records, events, fields = read_interim(settings.paths.interim)
-    features = build_features(records, events, fields, params=settings.features)
+    features = featurise(records, events, fields, settings=settings,
+                         event_accounts=read_event_accounts(settings.paths.interim))
     elapsed = time.perf_counter() - t0
     peak_timed = _self_peak_mb()
     matrix = features.matrix

@@ -631,8 +631,10 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         result.records.to_parquet(tmp, index=False)
     events_path = interim_dir / "events.parquet"
     if result.events is not None:
+        # Keys and types repeat millions of times: stored as dictionaries, read back as categoricals.
+        compact = result.events.astype({"event_key": "category", "event_type": "category"})
         with atomic_path(events_path) as tmp:
-            result.events.to_parquet(tmp, index=False)
+            compact.to_parquet(tmp, index=False)
     else:
         events_path.unlink(missing_ok=True)
     accounts_path = interim_dir / EVENT_ACCOUNTS_FILE

@@ -26,11 +26,15 @@ _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 def on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """``fn`` applied once per distinct value (as text) and spread back over the rows; missing stays missing."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if len(uniques) * 4 > len(values):
-        return fn(values.astype("string"))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if len(uniques) * 4 > len(values):
+            return fn(values.astype("string"))
     mapped = fn(pd.Series(uniques, dtype="string")).reset_index(drop=True)
-    return mapped.reindex(codes).set_axis(values.index)
+    taken = pd.api.extensions.take(mapped.array, codes, allow_fill=True)
+    return pd.Series(taken, index=values.index, dtype=mapped.dtype)
 
 
 def fold(values: pd.Series) -> pd.Series:

@@ -27,7 +27,6 @@ from pipeline.features.qualification import evaluate_framework, load_framework, 
 from pipeline.features.spec import FeatureSpec
 from pipeline.ingest import FieldInfo
 from pipeline.io import atomic_path, read_json, write_json
-from pipeline.parsing import on_uniques
 from pipeline.schema import (
     EVENT_ACCOUNTS_FILE,
     EVENTS_FILE,
@@ -99,8 +98,7 @@ def build_features(
         accounts = records["account_key"] if with_accounts else None
         event_account = None
         if with_accounts and event_accounts is not None:
-            lookup = pd.Series(event_accounts["account_key"].to_numpy(), index=event_accounts["event_key"].to_numpy())
-            event_account = on_uniques(events["event_key"], lambda keys: keys.map(lookup).astype("string"))
+            event_account = _account_of_events(events["event_key"], event_accounts)
         parts.append(intent_features(records["event_key"], as_of, events, types=types,
                                      windows=params.event_windows_days, half_life_days=params.half_life_days,
                                      weights=params.event_weights, accounts=accounts, event_accounts=event_account))
@@ -115,7 +113,7 @@ def build_features(
         detail += ["icp_matched", "icp_missed"]
         context["icp_fit"] = matrix["icp_fit"]
     rules = load_framework(framework)
-    flags = evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs})
+    flags = evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, explain=is_open)
     matrix = pd.concat([matrix, flags], axis=1)
     for criterion in rules.criteria:
         specs.append(FeatureSpec(f"fw_{criterion.key}", "categorical", "qualification", criterion.key,
@@ -125,8 +123,8 @@ def build_features(
                              f"{rules.name} criteria met"))
     matrix = matrix[KEY_COLUMNS + [s.name for s in specs] + detail].reset_index(drop=True)
     # One dtype per kind, whatever the batch holds: a record alone types like a record in a batch.
-    matrix = matrix.astype({s.name: "string" if s.kind == "categorical" else "float64" for s in specs}
-                           | {column: "string" for column in detail})
+    matrix = matrix.astype({s.name: "str" if s.kind == "categorical" else "float64" for s in specs}
+                           | {column: "str" for column in detail})
     shares_by_criterion = status_shares(flags, rules)
     report = {"framework": rules.name, "criteria": shares_by_criterion}
     log.info("features: %d records (%d open, as of %s) x %d features", len(matrix), int(is_open.sum()),
@@ -134,6 +132,17 @@ def build_features(
     for key, shares in shares_by_criterion.items():
         log.info("%s %s: %s", rules.name, key, ", ".join(f"{s} {v:.1%}" for s, v in shares.items()))
     return FeatureSet(matrix=matrix, specs=specs, report=report)
+
+
+def _account_of_events(event_keys: pd.Series, event_accounts: pd.DataFrame) -> pd.Series:
+    """Each event's account, as a categorical: the lookup is done once per distinct key, not per event."""
+    lookup = pd.Series(event_accounts["account_key"].to_numpy(), index=event_accounts["event_key"].to_numpy())
+    keys = event_keys if isinstance(event_keys.dtype, pd.CategoricalDtype) else event_keys.astype("category")
+    account_per_key = lookup.reindex(keys.cat.categories.astype(str))
+    codes_per_key, accounts = pd.factorize(account_per_key, use_na_sentinel=True)
+    event_codes = np.where(keys.cat.codes.to_numpy() >= 0, codes_per_key[np.maximum(keys.cat.codes.to_numpy(), 0)], -1)
+    return pd.Series(pd.Categorical.from_codes(event_codes, categories=pd.Index(accounts, dtype=str)),
+                     index=event_keys.index)
 
 
 def _rule_context(records: pd.DataFrame, fields: list[FieldInfo], matrix: pd.DataFrame) -> pd.DataFrame:

@@ -78,13 +78,19 @@ def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, np.ndarr
         checks["country"] = (values.notna(), values.isin([c.casefold() for c in icp.countries]))
     if not checks:
         return None
-    n = len(context)
     known = np.column_stack([k.fillna(False).to_numpy(dtype=bool) for k, _ in checks.values()])
     ok = np.column_stack([o.fillna(False).to_numpy(dtype=bool) for _, o in checks.values()]) & known
     evaluable = known.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         fit = np.where(evaluable > 0, ok.sum(axis=1) / np.maximum(evaluable, 1), np.nan)
-    names = np.array(list(checks), dtype=object)
-    matched = np.array([";".join(names[ok[i]]) for i in range(n)], dtype=object)
-    missed = np.array([";".join(names[known[i] & ~ok[i]]) for i in range(n)], dtype=object)
-    return fit, matched, missed
+    # Word each distinct pattern of matched / missed criteria once (there are at most 3 ** k).
+    names = list(checks)
+    weights = 3 ** np.arange(len(names))
+    pattern = (ok * 2 + (known & ~ok)) @ weights  # per criterion: 2 matched, 1 missed, 0 unknown
+    distinct, inverse = np.unique(pattern, return_inverse=True)
+    digits = (distinct[:, None] // weights) % 3
+    matched_text = np.array([";".join(n for n, d in zip(names, row, strict=True) if d == 2) for row in digits],
+                            dtype=object)
+    missed_text = np.array([";".join(n for n, d in zip(names, row, strict=True) if d == 1) for row in digits],
+                           dtype=object)
+    return fit, matched_text[inverse], missed_text[inverse]

@@ -33,8 +33,8 @@ DAY_S = 86_400
 
 def event_types(events: pd.DataFrame, *, limit: int) -> list[str]:
     """The ``limit`` most frequent event types (ties by name), in alphabetical order."""
-    counts = events["event_type"].astype("string").value_counts()
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    counts = events["event_type"].value_counts()  # on a categorical: counts its codes, no strings made
+    ordered = sorted(((str(t), int(c)) for t, c in counts.items() if c > 0), key=lambda kv: (-kv[1], kv[0]))
     return sorted(str(t) for t, _ in ordered[:limit])
 
 
@@ -66,59 +66,64 @@ class _Timeline:
     """Events sorted by (group, time), answering point-in-time questions for (group, as-of) queries."""
 
     composite: np.ndarray   # group << 34 | seconds since t0, sorted
-    seconds: np.ndarray     # seconds since t0, in the same order
     decay_sum: np.ndarray   # running sums within each group of weight * 2 ** ((t - reference) / half-life)
     reference: np.ndarray   # per group: the latest as-of date that asks about it (seconds since t0)
     half_life_s: float
 
     @classmethod
-    def build(cls, group: np.ndarray, seconds: np.ndarray, weight: np.ndarray, *, reference: np.ndarray,
+    def build(cls, group: np.ndarray, seconds: np.ndarray, weight: np.ndarray | None, *, reference: np.ndarray,
               half_life_days: float, decay: bool = True) -> _Timeline:
         """``reference[g]``: the latest as-of date of group ``g``'s records. Scaling each event by its
         distance to that date keeps every term in (0, 1] (events after it never count), and running
-        sums within a group (not across groups) keep the sums exact to float precision."""
+        sums within a group (not across groups) keep the sums exact to float precision.
+        ``weight`` None means every event weighs 1 (and the sort is a plain sort of packed keys)."""
         composite = group.astype(np.int64) * _SHIFT + seconds
-        order = np.argsort(composite, kind="stable")
-        composite, seconds, group, weight = composite[order], seconds[order], group[order], weight[order]
+        if weight is None:
+            composite = np.sort(composite)
+        else:
+            order = np.argsort(composite, kind="stable")
+            composite, weight = composite[order], weight[order]
         half_life_s = half_life_days * DAY_S
         decay_sum = np.zeros(0)
         if decay:
-            with np.errstate(under="ignore", over="ignore"):
-                scaled = np.where(seconds <= reference[group],
-                                  weight * np.exp2(np.minimum(seconds - reference[group], 0) / half_life_s), 0.0)
+            group, seconds = composite // _SHIFT, composite % _SHIFT
+            offset = seconds - reference[group]
+            with np.errstate(under="ignore"):
+                scaled = np.where(offset <= 0, np.exp2(np.minimum(offset, 0) / half_life_s), 0.0)
+            if weight is not None:
+                scaled *= weight
             decay_sum = pd.Series(scaled).groupby(group, sort=False).cumsum().to_numpy()
-        return cls(composite, seconds, decay_sum, reference, half_life_s)
+        return cls(composite, decay_sum, reference, half_life_s)
 
-    def _position(self, group: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-        """Index of the first event of ``group`` at or after ``seconds`` (so everything before it is earlier)."""
+    def position(self, group: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """Index of the first event of ``group`` at or after ``seconds`` (everything before it is earlier).
+        Queries sorted by group keep the binary searches cache-friendly."""
         return np.searchsorted(self.composite, group * _SHIFT + np.maximum(seconds, 0), side="left")
 
-    def count_before(self, group: np.ndarray, as_of: np.ndarray, since: np.ndarray) -> np.ndarray:
-        """Events of ``group`` in [since, as_of)."""
-        return (self._position(group, as_of) - self._position(group, since)).astype(float)
+    def days_since_last(self, end: np.ndarray, start: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+        """From the positions of the as-of date (``end``) and of the group's start."""
+        last = self.composite[np.maximum(end - 1, 0)] % _SHIFT if len(self.composite) else np.zeros(len(end))
+        return np.where(end > start, np.floor((as_of - last) / DAY_S), NO_ACTIVITY_DAYS)
 
-    def days_since_last(self, group: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-        end = self._position(group, as_of)
-        start = self._position(group, np.zeros_like(as_of))
-        has = end > start
-        last = self.seconds[np.maximum(end - 1, 0)]
-        return np.where(has, np.floor((as_of - last) / DAY_S), NO_ACTIVITY_DAYS)
-
-    def decayed(self, group: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    def decayed(self, group: np.ndarray, end: np.ndarray, start: np.ndarray, as_of: np.ndarray) -> np.ndarray:
         """Sum over events before ``as_of`` of weight * 0.5 ** (age / half-life)."""
-        end = self._position(group, as_of)
-        start = self._position(group, np.zeros_like(as_of))
-        has = end > start
         total = self.decay_sum[np.maximum(end - 1, 0)] if len(self.decay_sum) else np.zeros(len(end))
         with np.errstate(over="ignore", invalid="ignore"):
             value = total * np.exp2((self.reference[group] - as_of) / self.half_life_s)
-        return np.where(has, value, 0.0)
+        return np.where(end > start, value, 0.0)
 
 
 def _codes(values: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once."""
-    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
-    mapped = index.get_indexer(pd.Index(uniques.astype(str)))
+    """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once.
+    A categorical column (as ingest writes event keys and types) costs only its categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        mapped = index.get_indexer(pd.Index(values.cat.categories.astype(str)))
+    else:
+        codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+        mapped = index.get_indexer(pd.Index(uniques.astype(str)))
+    if len(mapped) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
     return np.where(codes >= 0, mapped[np.maximum(codes, 0)], -1)
 
 
@@ -128,6 +133,10 @@ def _latest(group: np.ndarray, as_of: np.ndarray, n_groups: int) -> np.ndarray:
     has = group >= 0
     np.maximum.at(latest, group[has], as_of[has])
     return latest
+
+
+def _epoch_seconds(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values).to_numpy(dtype="datetime64[s]").view(np.int64)
 
 
 def intent_features(
@@ -140,55 +149,81 @@ def intent_features(
     ``accounts`` (each record's account) and ``event_accounts`` (each event's account, aligned
     with ``events``) add the account-level roll-up.
     """
-    n = len(keys)
+    with_accounts = accounts is not None and event_accounts is not None
+    names = [s.name for s in intent_specs(types, windows, accounts=with_accounts)]
+    if not len(keys):
+        return pd.DataFrame(columns=names, index=keys.index, dtype=float)
     key_index = pd.Index(keys.dropna().astype(str).unique())
-    record_key = _codes(keys, key_index)
     event_key = _codes(events["event_key"], key_index)
     type_code = _codes(events["event_type"], pd.Index(types))
-    t0 = events["timestamp"].min() if len(events) else pd.Timestamp(0)
-    seconds = ((events["timestamp"] - t0).dt.total_seconds().to_numpy(dtype=np.int64)
-               if len(events) else np.zeros(0, dtype=np.int64))
-    as_of_s = (pd.to_datetime(as_of) - t0).dt.total_seconds().to_numpy(dtype=np.int64)
-    weight_of = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # last: other types
-    weight = weight_of[np.where(type_code >= 0, type_code, len(types))]
+    t0 = int(_epoch_seconds(events["timestamp"]).min()) if len(events) else 0
+    seconds = _epoch_seconds(events["timestamp"]) - t0 if len(events) else np.zeros(0, dtype=np.int64)
+    uniform = not any(float(w) != 1.0 for w in (weights or {}).values())
+    weight = None
+    if not uniform:
+        weight_of = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # last: other types
+        weight = weight_of[np.where(type_code >= 0, type_code, len(types))]
 
-    known = event_key >= 0
-    has_key = record_key >= 0
-    rk = np.maximum(record_key, 0)
+    # Work in the order of the records' groups, so that every binary search walks forward.
+    record_key = _codes(keys, key_index)
+    order = np.argsort(record_key, kind="stable")
+    rk_sorted = record_key[order]
+    has_key = rk_sorted >= 0
+    rk = np.maximum(rk_sorted, 0)
+    as_of_s = _epoch_seconds(as_of)[order] - t0
     n_types = len(types)
-    by_type = (event_key >= 0) & (type_code >= 0)
-    key_reference = _latest(record_key, as_of_s, len(key_index))
-    typed = _Timeline.build(event_key[by_type] * n_types + type_code[by_type], seconds[by_type], weight[by_type],
-                            reference=np.repeat(key_reference, n_types), half_life_days=half_life_days, decay=False)
-    overall = _Timeline.build(event_key[known], seconds[known], weight[known], reference=key_reference,
-                              half_life_days=half_life_days)
+    key_reference = _latest(record_key, _epoch_seconds(as_of) - t0, len(key_index))
 
+    by_type = (event_key >= 0) & (type_code >= 0)
+    typed = _Timeline.build(event_key[by_type] * n_types + type_code[by_type], seconds[by_type], None,
+                            reference=key_reference, half_life_days=half_life_days, decay=False)
+    bounds = sorted({0, TREND_DAYS, 2 * TREND_DAYS, *windows})
     columns: dict[str, np.ndarray] = {}
     for j, t in enumerate(types):
         group = rk * n_types + j
+        pos = {days: typed.position(group, as_of_s - days * DAY_S) for days in bounds}
+        start = typed.position(group, np.zeros_like(as_of_s))
         for w in windows:
-            columns[f"evt_{t}_{w}d"] = np.where(has_key, typed.count_before(group, as_of_s, as_of_s - w * DAY_S), 0.0)
-        recent = typed.count_before(group, as_of_s, as_of_s - TREND_DAYS * DAY_S)
-        before = typed.count_before(group, as_of_s - TREND_DAYS * DAY_S, as_of_s - 2 * TREND_DAYS * DAY_S)
-        columns[f"evt_{t}_trend"] = np.where(has_key, recent - before, 0.0)
-        columns[f"evt_{t}_days_since"] = np.where(has_key, typed.days_since_last(group, as_of_s), NO_ACTIVITY_DAYS)
-    columns["days_since_last_event"] = np.where(has_key, overall.days_since_last(rk, as_of_s), NO_ACTIVITY_DAYS)
-    columns["engagement_score"] = np.where(has_key, overall.decayed(rk, as_of_s), 0.0)
+            columns[f"evt_{t}_{w}d"] = np.where(has_key, pos[0] - pos[w], 0).astype(float)
+        trend = (pos[0] - pos[TREND_DAYS]) - (pos[TREND_DAYS] - pos[2 * TREND_DAYS])
+        columns[f"evt_{t}_trend"] = np.where(has_key, trend, 0).astype(float)
+        columns[f"evt_{t}_days_since"] = np.where(has_key, typed.days_since_last(pos[0], start, as_of_s),
+                                                  NO_ACTIVITY_DAYS)
+    del typed
+    known = event_key >= 0
+    overall = _Timeline.build(event_key[known], seconds[known], None if weight is None else weight[known],
+                              reference=key_reference, half_life_days=half_life_days)
+    end, start = overall.position(rk, as_of_s), overall.position(rk, np.zeros_like(as_of_s))
+    columns["days_since_last_event"] = np.where(has_key, overall.days_since_last(end, start, as_of_s),
+                                                NO_ACTIVITY_DAYS)
+    columns["engagement_score"] = np.where(has_key, overall.decayed(rk, end, start, as_of_s), 0.0)
+    del overall
 
-    if accounts is not None and event_accounts is not None:
+    if with_accounts:
+        assert accounts is not None and event_accounts is not None
         account_index = pd.Index(accounts.dropna().astype(str).unique())
-        record_account = _codes(accounts, account_index)
+        record_account = _codes(accounts, account_index)[order]
         event_account = _codes(event_accounts, account_index)
         has_account = record_account >= 0
         ra = np.maximum(record_account, 0)
         mask = event_account >= 0
-        account = _Timeline.build(event_account[mask], seconds[mask], weight[mask],
-                                  reference=_latest(record_account, as_of_s, len(account_index)),
-                                  half_life_days=half_life_days)
+        reference = np.zeros(len(account_index), dtype=np.int64)
+        np.maximum.at(reference, ra[has_account], as_of_s[has_account])
+        account = _Timeline.build(event_account[mask], seconds[mask], None if weight is None else weight[mask],
+                                  reference=reference, half_life_days=half_life_days)
+        # Account queries are not sorted by account: sort them too, then put results back.
+        by_account = np.argsort(ra, kind="stable")
+        ra_s, as_s = ra[by_account], as_of_s[by_account]
+        end = account.position(ra_s, as_s)
+        start = account.position(ra_s, np.zeros_like(as_s))
+        back = np.empty_like(by_account)
+        back[by_account] = np.arange(len(by_account))
         for w in windows:
-            columns[f"acct_events_{w}d"] = np.where(
-                has_account, account.count_before(ra, as_of_s, as_of_s - w * DAY_S), 0.0)
-        columns["acct_engagement_score"] = np.where(has_account, account.decayed(ra, as_of_s), 0.0)
+            since = account.position(ra_s, as_s - w * DAY_S)
+            columns[f"acct_events_{w}d"] = np.where(has_account, (end - since)[back], 0).astype(float)
+        columns["acct_engagement_score"] = np.where(
+            has_account, account.decayed(ra_s, end, start, as_s)[back], 0.0)
 
-    names = [s.name for s in intent_specs(types, windows, accounts=accounts is not None and event_accounts is not None)]
-    return pd.DataFrame(columns, index=keys.index)[names] if n else pd.DataFrame(columns=names, index=keys.index)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return pd.DataFrame({name: columns[name][inverse] for name in names}, index=keys.index)

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.parsing import on_uniques
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,8 @@ def evaluate_condition(cond: Condition, column: pd.Series | None) -> pd.Series:
         else:
             result = {"<": x < cond.value, "<=": x <= cond.value, ">": x > cond.value, ">=": x >= cond.value}[cond.op]
         return result.astype("boolean").mask(x.isna())
-    text = column.astype("string").str.strip().str.casefold() if column.dtype.kind in "OUST" or \
-        isinstance(column.dtype, pd.StringDtype) else column
+    textual = column.dtype.kind in "OUST" or isinstance(column.dtype, pd.StringDtype | pd.CategoricalDtype)
+    text = on_uniques(column, lambda v: v.str.strip().str.casefold()) if textual else column
     if cond.op in ("in", "not_in"):
         values = [_fold(v) for v in cond.value]
         hit = text.isin(values) if not pd.api.types.is_numeric_dtype(text) else text.isin(cond.value)
@@ -168,9 +169,12 @@ def _reason(criterion: Criterion, status: str, column_values: dict[str, pd.Serie
     return f"{criterion.label} {status.replace('_', ' ')}: " + joiner.join(parts)
 
 
-def evaluate_framework(context: pd.DataFrame, framework: Framework, *,
-                       labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """``fw_<key>`` status and ``fw_<key>_reason`` per criterion, and ``framework_points`` (criteria met)."""
+def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: dict[str, str] | None = None,
+                       explain: np.ndarray | None = None) -> pd.DataFrame:
+    """``fw_<key>`` status and ``fw_<key>_reason`` per criterion, and ``framework_points`` (criteria met).
+
+    Reasons are worded for the rows under ``explain`` (default: all); the others get none, since
+    only the leads a rep will see need them."""
     labels = labels or {}
     n = len(context)
     out: dict[str, Any] = {}
@@ -195,13 +199,16 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *,
         out[f"fw_{criterion.key}"] = status
         points += status == MET
         # Reasons are worded once per distinct combination of the values involved (cheap on big data).
-        involved = pd.DataFrame({k: v.astype("string") for k, v in used.items()}) if used else \
-            pd.DataFrame(index=range(n))
-        involved["_status"] = status
-        codes, _ = pd.factorize(pd.MultiIndex.from_frame(involved.fillna("\0")) if used else involved["_status"])
-        first = pd.Series(np.arange(n)).groupby(codes).first()
-        worded = {c: _reason(criterion, status[i], used, int(i), labels, None) for c, i in first.items()}
-        out[f"fw_{criterion.key}_reason"] = pd.Series(codes).map(worded).to_numpy(dtype=object)
+        rows = np.flatnonzero(explain) if explain is not None else np.arange(n)
+        reasons = np.full(n, None, dtype=object)
+        if len(rows):
+            involved = pd.DataFrame({k: v.iloc[rows].astype("string").to_numpy() for k, v in used.items()})
+            involved["_status"] = status[rows]
+            codes, _ = pd.factorize(pd.MultiIndex.from_frame(involved.fillna("\0")))
+            first = pd.Series(rows).groupby(codes).first()
+            worded = {c: _reason(criterion, status[i], used, int(i), labels, None) for c, i in first.items()}
+            reasons[rows] = pd.Series(codes).map(worded).to_numpy(dtype=object)
+        out[f"fw_{criterion.key}_reason"] = reasons
     out["framework_points"] = points
     return pd.DataFrame(out, index=context.index)
 

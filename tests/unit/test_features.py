@@ -169,7 +169,9 @@ def test_switching_framework_is_a_params_change(small) -> None:
     assert "fw_budget" not in names
     assert champ.report["framework"] == "CHAMP"
     assert set(champ.matrix["fw_prioritization"]) <= {"met", "not_met", "unknown"}
-    assert champ.matrix["fw_money_reason"].str.startswith("Money ").all()
+    is_open = champ.matrix["outcome"] == "open"
+    assert champ.matrix.loc[is_open, "fw_money_reason"].str.startswith("Money ").all()
+    assert champ.matrix.loc[~is_open, "fw_money_reason"].isna().all()  # reasons are for the leads reps see
 
 
 def test_stage_reports_framework_shares_and_the_leakage_guard(small) -> None:
