@@ -310,36 +310,30 @@ def _date(t: _Table, column: str, fmt: str, *, name: str, required: bool) -> Non
                      reason=lambda rows: "unparseable date '" + rows[column].astype(str) + f"' (expected {fmt})")
         t.frame[name] = parsed.reindex(t.frame.index)
     else:
-        t.frame[name] = parsed
-        if bad.any():
-            t.report.values_blanked[f"{name}: unparseable date (expected {fmt})"] += int(bad.sum())
+        _set_parsed(t, name, text, parsed, why=f"unparseable date (expected {fmt})")
+
+
+def _set_parsed(t: _Table, name: str, text: pd.Series, value: pd.Series, *, why: str) -> None:
+    """Store a parsed column; values present in the text but unreadable are blank, and counted."""
+    t.frame[name] = value
+    unreadable = text.notna() & value.isna()
+    if unreadable.any():
+        t.report.values_blanked[f"{name}: {why}"] += int(unreadable.sum())
 
 
 def _field(t: _Table, name: str, col: ColumnParams, kind: str) -> None:
     text = t.text(col.column)
     if kind == "numeric":
-        value = parse_number(text)
-        t.frame[name] = value
-        unreadable = text.notna() & value.isna()
-        if unreadable.any():
-            t.report.values_blanked[f"{name}: not a number"] += int(unreadable.sum())
+        _set_parsed(t, name, text, parse_number(text), why="not a number")
         if col.min is not None:
             t.blank(name, t.frame[name] < col.min, why=f"below {col.min:g}")
         if col.max is not None:
             t.blank(name, t.frame[name] > col.max, why=f"above {col.max:g}")
     elif kind == "boolean":
-        value = parse_boolean(text)
-        t.frame[name] = value
-        unreadable = text.notna() & value.isna()
-        if unreadable.any():
-            t.report.values_blanked[f"{name}: not yes/no"] += int(unreadable.sum())
+        _set_parsed(t, name, text, parse_boolean(text), why="not yes/no")
     elif kind == "date":
         fmt = col.format or "%Y-%m-%d"
-        value = parse_dates(text, fmt)
-        t.frame[name] = value
-        unreadable = text.notna() & value.isna()
-        if unreadable.any():
-            t.report.values_blanked[f"{name}: unparseable date (expected {fmt})"] += int(unreadable.sum())
+        _set_parsed(t, name, text, parse_dates(text, fmt), why=f"unparseable date (expected {fmt})")
     elif kind == "categorical":
         t.frame[name] = on_uniques(text, lambda s: apply_aliases(fold(s), col.aliases))
     else:
@@ -493,23 +487,25 @@ def ingest(source: SourceParams) -> IngestResult:
     for name, spec in source.lookups.items():
         tables[name] = _lookup(name, *raw[name], spec, source, infos[name])
 
-    records, report_notes = _denormalise(tables, source)
+    positions = _row_positions(tables, source)  # where each primary row lands in every lookup
+    records, report_notes = _denormalise(tables, source, positions)
     events = None
     if source.events is not None:
         e = source.events
         known = pd.Index(tables[e.table].frame["_id"].dropna().unique())
         tables["events"] = _events(*raw["events"], e, source, known)
         events = tables["events"].frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
-        records["event_key"] = _key_per_row(tables, source, e.table)
+        records["event_key"] = _key_per_row(tables, e.table, positions)
     else:
         records["event_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
     event_accounts = None
     if source.account is not None:
-        records["account_key"] = _key_per_row(tables, source, source.account)
+        records["account_key"] = _key_per_row(tables, source.account, positions)
         if source.events is not None:
             event_accounts = pd.DataFrame({
                 "event_key": tables[source.events.table].frame["_id"].reset_index(drop=True).astype("string"),
-                "account_key": _key_per_row(tables, source, source.account, root=source.events.table),
+                "account_key": _key_per_row(tables, source.account,
+                                            _row_positions(tables, source, root=source.events.table)),
             })
     else:
         records["account_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
@@ -554,11 +550,11 @@ def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = 
     return positions
 
 
-def _denormalise(tables: dict[str, _Table], source: SourceParams) -> tuple[pd.DataFrame, list[str]]:
+def _denormalise(tables: dict[str, _Table], source: SourceParams,
+                 positions: dict[str, np.ndarray]) -> tuple[pd.DataFrame, list[str]]:
     """One frame per primary row with every lookup's fields joined on."""
     primary = tables["primary"].frame
     records = primary.drop(columns=[c for c in ("_id", "_id_text") if c in primary.columns]).reset_index(drop=True)
-    positions = _row_positions(tables, source)
     notes = []
     for name, spec in source.lookups.items():
         pos = positions[name]
@@ -575,11 +571,12 @@ def _denormalise(tables: dict[str, _Table], source: SourceParams) -> tuple[pd.Da
     return records, notes
 
 
-def _key_per_row(tables: dict[str, _Table], source: SourceParams, table: str, root: str = "primary") -> pd.Series:
-    """The (folded) id in ``table`` that each ``root`` row joins to, or NA."""
-    pos = _row_positions(tables, source, root).get(table)
+def _key_per_row(tables: dict[str, _Table], table: str, positions: dict[str, np.ndarray]) -> pd.Series:
+    """The (folded) id in ``table`` that each row of the positions' root joins to, or NA."""
+    root_rows = len(next(iter(positions.values())))
+    pos = positions.get(table)
     if pos is None:
-        return pd.Series(pd.NA, index=range(len(tables[root].frame)), dtype="string")
+        return pd.Series(pd.NA, index=range(root_rows), dtype="string")
     ids = tables[table].frame["_id"].reset_index(drop=True).to_numpy(dtype=object)
     keys = np.where(pos >= 0, ids[np.maximum(pos, 0)] if len(ids) else None, None)
     return pd.Series(keys, dtype="string")
