@@ -227,7 +227,6 @@ class GenerateParams(_Section):
     start_date: date = date(2023, 1, 1)
     export_date: date = date(2025, 12, 31)
     dirty_fraction: float = Field(0.01, ge=0, le=0.5)
-    format: Literal["csv", "parquet"] = "csv"
     signal_scale: float = Field(1.0, ge=0)
 
     @model_validator(mode="after")

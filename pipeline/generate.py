@@ -42,7 +42,6 @@ from pipeline.config import GenerateParams, Settings
 from pipeline.io import atomic_path
 from pipeline.schema import (
     TRUTH_FILE,
-    raw_file,
 )
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ NEEDS: tuple[tuple[str, float, float], ...] = (
     ("High", 0.6, 0.25), ("Medium", 0.1, 0.30), ("Low", -0.6, 0.20), ("", 0.0, 0.25),
 )
 
-# Event labels as the export writes them, in the order of schema.EVENT_TYPES.
+# Event labels as the export writes them; ingest folds them to snake_case types.
 EVENT_LABELS = ("Pricing Page View", "Demo Request", "Webinar Attended", "Content Download",
                 "Email Click", "Email Open", "Blog View")
 EVENT_WEIGHT = np.array([2.0, 3.0, 1.0, 0.7, 0.5, 0.1, 0.2])  # in the decayed intent score
@@ -523,8 +522,9 @@ def _mask(n: int, idx: np.ndarray) -> pa.Array:
     return pa.array(mask)
 
 
-def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path, fmt: str) -> dict[str, Path]:
-    """Write the four tables to ``raw_dir`` and the ground truth to ``truth_dir``, each atomically."""
+def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path) -> dict[str, Path]:
+    """Write the four tables and the flat report to ``raw_dir`` as CSV (what CRMs export), and the
+    ground truth to ``truth_dir``, each atomically."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, pa.Table] = {
@@ -535,13 +535,10 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path, fmt
     }
     written = {}
     for name, table in tables.items():
-        path = raw_file(raw_dir, name, fmt)
+        path = raw_dir / f"{name}.csv"
         log.info("writing %s (%d rows)", path, table.num_rows)
         with atomic_path(path) as tmp:
-            if fmt == "csv":
-                pacsv.write_csv(table, tmp)
-            else:
-                pq.write_table(table, tmp)
+            pacsv.write_csv(table, tmp)
         written[name] = path
     truth_path = truth_dir / TRUTH_FILE
     with atomic_path(truth_path) as tmp:
@@ -557,5 +554,4 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path, fmt
 def run(settings: Settings) -> dict[str, Path]:
     """The generate stage: draw the export from ``generate.*`` and write it."""
     export = generate(params=settings.generate, seed=settings.seed)
-    return write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth,
-                        fmt=settings.generate.format)
+    return write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth)

@@ -1,15 +1,8 @@
-"""Canonical names shared by the stages: tables, columns, event types and file names.
-
-The synthetic export is written in these columns, and ingest validates them. Later sources map
-their own columns onto the same canonical fields.
-"""
+"""Names shared by the stages: the synthetic export's columns, canonical fields, outcomes and file names."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-TABLES = ("accounts", "leads", "deals", "events")
-
+# The columns of the synthetic export, per table (pipeline/sources/synthetic.yaml maps them).
 ACCOUNT_COLUMNS = (
     "account_id", "company_name", "industry", "employees", "annual_revenue",
     "country", "founded_year", "parent_company",
@@ -30,13 +23,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
 }
 
-# Canonical event types, in the order feature columns are built. The export writes them as
-# human-readable labels ("Pricing Page View"); ingest folds a label to snake_case.
-EVENT_TYPES = (
-    "pricing_page_view", "demo_request", "webinar_attended", "content_download",
-    "email_click", "email_open", "blog_view",
-)
-
 # Canonical fields: a mapping may name a field after one of these to get its kind, role and
 # rep-facing label by default, and the derived features that go with it (company age from
 # founded_year, seniority and department from job_title, ...). Any other field name works too,
@@ -56,12 +42,6 @@ CANONICAL_FIELDS: dict[str, tuple[str, str, str]] = {
     "amount": ("numeric", "deal", "Deal size"),
 }
 
-# Columns that are filled in only after a deal closes. They predict the outcome perfectly and
-# must never become features.
-OUTCOME_DERIVED = frozenset({"closed_date", "csm_assigned"})
-# Personal data: never a feature.
-PII = frozenset({"first_name", "last_name", "email"})
-
 OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN = "won", "lost", "open"
 
 QUARANTINE_FILE = "quarantine.csv"
@@ -78,15 +58,3 @@ TRUTH_FILE = "truth.parquet"
 SCORES_CSV = "scores.csv"
 SCORES_PARQUET = "scores.parquet"
 
-
-def raw_file(raw_dir: Path, table: str, fmt: str) -> Path:
-    return raw_dir / f"{table}.{fmt}"
-
-
-def find_raw_file(raw_dir: Path, table: str) -> Path | None:
-    """The export file for ``table``: CSV or Parquet, whichever exists."""
-    for fmt in ("csv", "parquet"):
-        path = raw_file(raw_dir, table, fmt)
-        if path.exists():
-            return path
-    return None

@@ -41,8 +41,7 @@ class Prepared:
 
 def prepare(root: Path, settings: Settings) -> Prepared:
     export = generate(params=settings.generate, seed=settings.seed)
-    write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth,
-                 fmt=settings.generate.format)
+    write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth)
     ingested = ingest(settings.source.mapping())
     features = featurise(ingested.records, ingested.events, ingested.fields, settings=settings,
                          event_accounts=ingested.event_accounts)
