@@ -48,7 +48,7 @@ from pipeline.config import (
     TableParams,
 )
 from pipeline.errors import DataError
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, binary_file_reason, write_json
 from pipeline.parsing import (
     apply_aliases,
     clean_text,
@@ -152,6 +152,10 @@ def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame
         frame = table.to_pandas().astype("string")
         frame.index = pd.RangeIndex(2, len(frame) + 2)
         return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    with path.open("rb") as fh:
+        not_text = binary_file_reason(fh.read(1 << 16))
+    if not_text:
+        raise DataError(f"{name}: {path} cannot be read: {not_text}")
     try:
         header = _header(path, delimiter=spec.delimiter, encoding=spec.encoding)
     except UnicodeDecodeError:
@@ -161,8 +165,6 @@ def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame
         raise DataError(f"{name}: {path}: {exc}") from None
     if not header or all(not h.strip() for h in header):
         raise DataError(f"{name}: {path} has no header row")
-    if "\x00" in "".join(header):
-        raise DataError(f"{name}: {path} is binary, not a delimited text file")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise DataError(f"{name}: {path} has duplicate column header(s): {', '.join(dupes)}")

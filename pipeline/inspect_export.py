@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.config import DEFAULT_MISSING_VALUES, parse_settings
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, binary_file_reason
 from pipeline.parsing import FALSE_VALUES, TRUE_VALUES, clean_text, on_uniques, parse_dates, parse_number
 from pipeline.schema import CANONICAL_FIELDS
 
@@ -249,20 +249,6 @@ def sniff_delimiter(sample: str) -> str:
     return best
 
 
-def _looks_binary(head: bytes) -> str | None:
-    """Why ``head`` is not the start of a text file, or None."""
-    if head.startswith(b"PK\x03\x04"):
-        return "it looks like an Excel workbook or a zip archive; save or extract it as CSV first"
-    if head.startswith(b"\x1f\x8b"):
-        return "it is gzip-compressed; decompress it first"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return None
-    controls = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
-    if b"\x00" in head or controls > 0.01 * len(head):
-        return "it is binary, not a CSV text file (leadscore inspect reads CSV or Parquet)"
-    return None
-
-
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Every column as strings with blanks as "", the way ingest sees a Parquet file."""
     return pd.DataFrame({c: frame[c].astype("string").fillna("").astype(str) for c in frame.columns},
@@ -290,7 +276,7 @@ def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None
             raise DataError(f"{path}: cannot be read as Parquet: {exc}") from None
         frame.columns = [str(c) for c in frame.columns]
         return RawTable(_as_text(frame), "parquet", None, None)
-    reason = _looks_binary(head)
+    reason = binary_file_reason(head)
     if reason:
         raise DataError(f"{path}: {reason}")
     if encoding is not None:

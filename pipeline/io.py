@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -52,3 +53,17 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def binary_file_reason(head: bytes) -> str | None:
+    """Why ``head`` is not the start of a text file, or None."""
+    if head.startswith(b"PK\x03\x04"):
+        return "it looks like an Excel workbook or a zip archive; save or extract it as CSV first"
+    if head.startswith(b"\x1f\x8b"):
+        return "it is gzip-compressed; decompress it first"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    controls = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
+    if b"\x00" in head or controls > 0.01 * len(head):
+        return "it is binary, not a CSV text file (leadscore reads CSV or Parquet)"
+    return None

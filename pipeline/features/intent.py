@@ -207,10 +207,9 @@ def intent_features(
         has_account = record_account >= 0
         ra = np.maximum(record_account, 0)
         mask = event_account >= 0
-        reference = np.zeros(len(account_index), dtype=np.int64)
-        np.maximum.at(reference, ra[has_account], as_of_s[has_account])
         account = _Timeline.build(event_account[mask], seconds[mask], None if weight is None else weight[mask],
-                                  reference=reference, half_life_days=half_life_days)
+                                  reference=_latest(record_account, as_of_s, len(account_index)),
+                                  half_life_days=half_life_days)
         # Account queries are not sorted by account: sort them too, then put results back.
         by_account = np.argsort(ra, kind="stable")
         ra_s, as_s = ra[by_account], as_of_s[by_account]

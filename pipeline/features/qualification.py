@@ -151,7 +151,7 @@ def evaluate_condition(cond: Condition, column: pd.Series | None) -> pd.Series:
 
 
 def _reason(criterion: Criterion, status: str, column_values: dict[str, pd.Series], row: int,
-            labels: dict[str, str], satisfied: pd.Series | None) -> str:
+            labels: dict[str, str]) -> str:
     parts = []
     for cond in criterion.conditions:
         label = labels.get(cond.field, cond.field.replace("_", " "))
@@ -206,7 +206,7 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
             involved["_status"] = status[rows]
             codes, _ = pd.factorize(pd.MultiIndex.from_frame(involved.fillna("\0")))
             first = pd.Series(rows).groupby(codes).first()
-            worded = {c: _reason(criterion, status[i], used, int(i), labels, None) for c, i in first.items()}
+            worded = {c: _reason(criterion, status[i], used, int(i), labels) for c, i in first.items()}
             reasons[rows] = pd.Series(codes).map(worded).to_numpy(dtype=object)
         out[f"fw_{criterion.key}_reason"] = reasons
     out["framework_points"] = points

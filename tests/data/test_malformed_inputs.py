@@ -202,3 +202,8 @@ def test_numbers_with_inf_or_nan_text_do_not_crash(tmp_path: Path) -> None:
                                  "5,Lost,2024-04-01,2024-02-01,a,NaN,no,x"])
     employees = result.records.set_index("record_id")["employees"]
     assert np.isnan(employees["4"]) and np.isnan(employees["5"])
+
+
+def test_an_excel_workbook_named_as_the_export_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="looks like an Excel workbook or a zip archive; save or extract it as CSV"):
+        run_flat(tmp_path, [], raw=b"PK\x03\x04" + b"\x14\x00" * 200)
