@@ -95,13 +95,11 @@ def build_features(
     if events is not None and len(events):
         types = event_types(events, limit=params.max_event_types)
         with_accounts = event_accounts is not None and records["account_key"].notna().any()
-        accounts = records["account_key"] if with_accounts else None
-        event_account = None
-        if with_accounts and event_accounts is not None:
-            event_account = _account_of_events(events["event_key"], event_accounts)
         parts.append(intent_features(records["event_key"], as_of, events, types=types,
                                      windows=params.event_windows_days, half_life_days=params.half_life_days,
-                                     weights=params.event_weights, accounts=accounts, event_accounts=event_account))
+                                     weights=params.event_weights,
+                                     accounts=records["account_key"] if with_accounts else None,
+                                     key_accounts=event_accounts if with_accounts else None))
         specs += intent_specs(types, params.event_windows_days, accounts=with_accounts)
     matrix = pd.concat(parts, axis=1)
     context = _rule_context(records, fields, matrix)
@@ -132,17 +130,6 @@ def build_features(
     for key, shares in shares_by_criterion.items():
         log.info("%s %s: %s", rules.name, key, ", ".join(f"{s} {v:.1%}" for s, v in shares.items()))
     return FeatureSet(matrix=matrix, specs=specs, report=report)
-
-
-def _account_of_events(event_keys: pd.Series, event_accounts: pd.DataFrame) -> pd.Series:
-    """Each event's account, as a categorical: the lookup is done once per distinct key, not per event."""
-    lookup = pd.Series(event_accounts["account_key"].to_numpy(), index=event_accounts["event_key"].to_numpy())
-    keys = event_keys if isinstance(event_keys.dtype, pd.CategoricalDtype) else event_keys.astype("category")
-    account_per_key = lookup.reindex(keys.cat.categories.astype(str))
-    codes_per_key, accounts = pd.factorize(account_per_key, use_na_sentinel=True)
-    event_codes = np.where(keys.cat.codes.to_numpy() >= 0, codes_per_key[np.maximum(keys.cat.codes.to_numpy(), 0)], -1)
-    return pd.Series(pd.Categorical.from_codes(event_codes, categories=pd.Index(accounts, dtype=str)),
-                     index=event_keys.index)
 
 
 def _rule_context(records: pd.DataFrame, fields: list[FieldInfo], matrix: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.features.spec import text_from_codes
 
 TITLES_FILE = Path(__file__).with_name("titles.yaml")
 BLANK = "unknown"               # a missing or blank title
@@ -119,7 +120,7 @@ def classify(titles: pd.Series, rules: Sequence[TitleRule], *, default: str) -> 
     codes, uniques = pd.factorize(titles, use_na_sentinel=True)
     norm = normalise_titles(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
     blank = (norm == "").to_numpy(dtype=bool)
-    labels = np.where(blank, BLANK, default).astype(object)
+    labels = np.where(blank, BLANK, default).astype(object)  # per distinct title
     pending = ~blank
     with warnings.catch_warnings():  # a rule's own capturing groups are fine: only whether it matches counts
         warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
@@ -130,8 +131,9 @@ def classify(titles: pd.Series, rules: Sequence[TitleRule], *, default: str) -> 
             hit = where[norm.iloc[where].str.contains(rule.regex, na=False).to_numpy(dtype=bool)]
             labels[hit] = rule.label
             pending[hit] = False
-    # Code -1 (a missing title) picks the appended BLANK.
-    return pd.Series(np.append(labels, np.array([BLANK], dtype=object))[codes], index=titles.index, dtype=object)
+    # Each distinct label once; code -1 (a missing title) picks the appended BLANK.
+    names, label_code = np.unique(np.append(labels, np.array([BLANK], dtype=object)).astype(str), return_inverse=True)
+    return text_from_codes(label_code[codes], names.tolist(), titles.index)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -47,27 +47,24 @@ def field_features(
         elif info.kind in ("numeric", "boolean"):
             add(info.name, value.to_numpy(dtype=float), "numeric", info, info.label)
             if info.name == "employees":
-                add("company_size_band", band(value.to_numpy(dtype=float), EMPLOYEE_BANDS), "categorical", info,
-                    "Company size band (employees)")
+                add("company_size_band", band(value.to_numpy(dtype=float), EMPLOYEE_BANDS, records.index),
+                    "categorical", info, "Company size band (employees)")
             elif info.name == "annual_revenue":
-                add("revenue_band", band(value.to_numpy(dtype=float), REVENUE_BANDS), "categorical", info,
-                    "Revenue band")
+                add("revenue_band", band(value.to_numpy(dtype=float), REVENUE_BANDS, records.index), "categorical",
+                    info, "Revenue band")
         elif info.kind == "categorical":
             if info.name == "industry":
                 value = canonical_industry(value)
-            add(info.name, value.astype("object").where(value.notna(), None).to_numpy(), "categorical", info,
-                info.label)
+            add(info.name, value.astype("str"), "categorical", info, info.label)
             if info.name == "country":
-                regions = region(value)
-                add("region", regions.astype("object").where(regions.notna(), None).to_numpy(), "categorical",
-                    info, "Region")
+                add("region", region(value).astype("str"), "categorical", info, "Region")
         elif info.kind == "date":
             days = (as_of - value).dt.total_seconds().to_numpy() / 86_400.0
             add(f"days_since_{info.name}", np.where(days >= 0, np.floor(days), np.nan), "numeric", info,
                 f"Days since {info.label.lower()}")
         elif info.name == "job_title":
-            add("seniority", seniority(value).to_numpy(dtype=object), "categorical", info, "Contact seniority")
-            add("department", department(value).to_numpy(dtype=object), "categorical", info, "Contact department")
+            add("seniority", seniority(value), "categorical", info, "Contact seniority")
+            add("department", department(value), "categorical", info, "Contact department")
         elif info.name == "parent_company":
             add("is_subsidiary", value.notna().to_numpy(dtype=float), "numeric", info, "Part of a larger group")
         else:

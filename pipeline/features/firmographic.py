@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from pipeline.config import IcpParams
+from pipeline.features.spec import text_from_codes
 from pipeline.parsing import fold, on_uniques
 
 HERE = Path(__file__).resolve().parent
@@ -47,15 +48,11 @@ def region(countries: pd.Series) -> pd.Series:
     return on_uniques(countries, lambda v: fold(v).map(lambda x: table.get(x) if pd.notna(x) else None))
 
 
-def band(values: np.ndarray, bands: tuple[tuple[float, str], ...]) -> np.ndarray:
+def band(values: np.ndarray, bands: tuple[tuple[float, str], ...], index: pd.Index | None = None) -> pd.Series:
     """The label of the band each value falls in (missing stays missing)."""
     edges = np.array([lo for lo, _ in bands], dtype=float)
-    labels = np.array([label for _, label in bands] + [None], dtype=object)
     idx = np.searchsorted(edges, values, side="right") - 1
-    missing = np.isnan(values) | (idx < 0)
-    out: np.ndarray = labels[np.clip(idx, 0, len(bands) - 1)]
-    out[missing] = None
-    return out
+    return text_from_codes(np.where(np.isnan(values), -1, idx), [label for _, label in bands], index)
 
 
 def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.features.spec import text_from_codes
 from pipeline.parsing import on_uniques
 
 log = logging.getLogger(__name__)
@@ -195,21 +196,22 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
             met, failed = is_true.all(axis=1), is_false.any(axis=1)
         else:
             met, failed = is_true.any(axis=1), is_false.all(axis=1)
-        status = np.where(met, MET, np.where(failed, NOT_MET, UNKNOWN))
-        out[f"fw_{criterion.key}"] = status
-        points += status == MET
+        code = np.where(met, 0, np.where(failed, 1, 2))  # positions in STATUSES
+        out[f"fw_{criterion.key}"] = text_from_codes(code, STATUSES, context.index)
+        points += met
         # Reasons are worded once per distinct combination of the values involved (cheap on big data).
         rows = np.flatnonzero(explain) if explain is not None else np.arange(n)
-        reasons = np.full(n, None, dtype=object)
+        reason_code = np.full(n, -1)
+        worded: list[str] = []
         if len(rows):
             involved = pd.DataFrame({k: v.iloc[rows].astype("string").to_numpy() for k, v in used.items()})
-            involved["_status"] = status[rows]
+            involved["_status"] = code[rows]
             codes, _ = pd.factorize(pd.MultiIndex.from_frame(involved.fillna("\0")))
             first = pd.Series(rows).groupby(codes).first()
-            worded = {c: _reason(criterion, status[i], used, int(i), labels) for c, i in first.items()}
-            reasons[rows] = pd.Series(codes).map(worded).to_numpy(dtype=object)
-        out[f"fw_{criterion.key}_reason"] = reasons
-    out["framework_points"] = points
+            worded = [_reason(criterion, STATUSES[code[i]], used, int(i), labels) for i in first.to_numpy()]
+            reason_code[rows] = codes  # combination k is worded by worded[k]
+        out[f"fw_{criterion.key}_reason"] = text_from_codes(reason_code, worded, context.index)
+    out["framework_points"] = pd.Series(points, index=context.index)
     return pd.DataFrame(out, index=context.index)
 
 

@@ -66,9 +66,9 @@ def test_account_roll_up_counts_every_contact_of_the_account_point_in_time() -> 
     accounts = pd.Series(["acme", "acme", "globex"], dtype="string")
     events = _events([("l1", "demo_request", "2024-06-20"), ("l2", "pricing_page_view", "2024-06-05"),
                       ("l2", "pricing_page_view", "2024-06-25"), ("l3", "demo_request", "2024-01-01")])
-    event_accounts = pd.Series(["acme", "acme", "acme", "globex"], dtype="string")
+    key_accounts = pd.DataFrame({"event_key": ["l1", "l2", "l3"], "account_key": ["acme", "acme", "globex"]})
     out = intent_features(keys, as_of, events, types=TYPES, windows=[30], accounts=accounts,
-                          event_accounts=event_accounts)
+                          key_accounts=key_accounts)
     # l1 (as of 06-30) sees all three acme events; l2 (as of 06-10) only the one before its date.
     assert out["acct_events_30d"].tolist() == [3, 1, 0]
     assert out["evt_pricing_page_view_30d"].tolist() == [0, 1, 0]
@@ -158,7 +158,7 @@ def test_a_record_built_alone_gets_exactly_its_batch_features(small) -> None:
                                scoring_date=scoring, event_accounts=i.event_accounts,
                                icp=small.settings.icp, framework=small.settings.qualification.framework).matrix
         pd.testing.assert_frame_equal(alone.reset_index(drop=True), batch.iloc[[row]].reset_index(drop=True),
-                                      check_dtype=False)
+                                      check_dtype=False, check_exact=True)
 
 
 def test_switching_framework_is_a_params_change(small) -> None:

@@ -19,8 +19,9 @@ def test_region_from_country_names_and_codes() -> None:
 
 
 def test_size_bands() -> None:
-    assert band(np.array([1, 10, 11, 200, 201, 5001, np.nan]), EMPLOYEE_BANDS).tolist() == [
-        "1-10", "1-10", "11-50", "51-200", "201-1000", "5001+", None]
+    bands = band(np.array([1, 10, 11, 200, 201, 5001, np.nan, -3]), EMPLOYEE_BANDS)
+    assert bands.iloc[:6].tolist() == ["1-10", "1-10", "11-50", "51-200", "201-1000", "5001+"]
+    assert bands.iloc[6:].isna().all()  # missing, and below the first band
 
 
 def test_icp_fit_counts_only_what_the_data_can_judge() -> None:

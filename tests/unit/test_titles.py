@@ -209,10 +209,10 @@ def test_a_blank_title_is_unknown(blank: object) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["object", "string", "str", "category"])
-def test_result_is_object_dtype_aligned_with_the_input_index(dtype: str) -> None:
+def test_result_is_text_aligned_with_the_input_index(dtype: str) -> None:
     titles = pd.Series(["VP Sales", None, "Intern", "VP Sales"], index=[10, 3, 7, 5], dtype=dtype)
     out = seniority(titles)
-    assert out.dtype == object and out.index.equals(titles.index)
+    assert out.dtype == "str" and out.index.equals(titles.index)
     assert out.tolist() == ["vp", "unknown", "ic", "vp"]
     assert department(titles).tolist() == ["sales", "unknown", "other", "sales"]
     assert seniority(titles.iloc[:0]).tolist() == []
