@@ -147,7 +147,9 @@ def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
     """OUR features stage as `leadscore features` runs it, without the write: read the interim files,
     build every feature (account roll-ups included), and run the leakage guard."""
     from pipeline.features import featurise, read_event_accounts, read_interim
+    from pipeline.runtime import keep_freed_memory
 
+    keep_freed_memory()  # as `leadscore` does at start-up (pipeline/__init__ has set NumPy's huge pages off)
     settings = _settings(args)
     assert settings.paths.interim == _interim_dir(args), "the parent and the children disagree on paths.interim"
     baseline = _self_peak_mb()

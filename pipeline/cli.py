@@ -18,6 +18,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import DEFAULT_PARAMS, Settings, load_settings
 from pipeline.errors import LeadscoreError
+from pipeline.runtime import keep_freed_memory
 
 log = logging.getLogger("leadscore")
 
@@ -94,6 +95,7 @@ def _configure_logging(*, verbose: bool, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(verbose=args.verbose, quiet=args.quiet)
+    keep_freed_memory()  # one batch command per process: reuse memory rather than fault it in again
     started = time.perf_counter()
     try:
         if args.command == "inspect":

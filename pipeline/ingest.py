@@ -624,6 +624,9 @@ EVENTS_SCHEMA = pa_schema.DataFrameSchema({
 
 # ---------------------------------------------------------------- stage
 
+EVENTS_ROW_GROUP_ROWS = 4 << 20
+
+
 def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
     interim_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(interim_dir / "records.parquet") as tmp:
@@ -631,9 +634,12 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     events_path = interim_dir / "events.parquet"
     if result.events is not None:
         # Keys and types repeat millions of times: stored as dictionaries, read back as categoricals.
+        # Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at
+        # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
+        # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
         compact = result.events.astype({"event_key": "category", "event_type": "category"})
         with atomic_path(events_path) as tmp:
-            compact.to_parquet(tmp, index=False)
+            compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
     else:
         events_path.unlink(missing_ok=True)
     accounts_path = interim_dir / EVENT_ACCOUNTS_FILE

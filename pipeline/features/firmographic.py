@@ -55,14 +55,13 @@ def band(values: np.ndarray, bands: tuple[tuple[float, str], ...], index: pd.Ind
     return text_from_codes(np.where(np.isnan(values), -1, idx), [label for _, label in bands], index)
 
 
-def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, pd.Series, pd.Series] | None:
     """(fit, matched, missed): share of the declared ICP criteria each record meets (of those its
     data can judge), and the names of the criteria met and missed. None if no ICP is declared."""
     checks: dict[str, tuple[pd.Series, pd.Series]] = {}  # name -> (known, ok)
     if icp.industries and "industry" in context:
-        wanted = {i.casefold() for i in icp.industries}
         values = context["industry"]
-        checks["industry"] = (values.notna(), values.astype("string").str.casefold().isin(wanted))
+        checks["industry"] = (values.notna(), _isin_folded(values, icp.industries))
     for name, bounds in (("employees", icp.employees), ("annual_revenue", icp.annual_revenue)):
         if bounds is not None and name in context:
             x = pd.to_numeric(context[name], errors="coerce")
@@ -71,8 +70,8 @@ def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, np.ndarr
         values = context["region"]
         checks["region"] = (values.notna(), values.isin(icp.regions))
     if icp.countries and "country" in context:
-        values = context["country"].astype("string").str.casefold()
-        checks["country"] = (values.notna(), values.isin([c.casefold() for c in icp.countries]))
+        values = context["country"]
+        checks["country"] = (values.notna(), _isin_folded(values, icp.countries))
     if not checks:
         return None
     known = np.column_stack([k.fillna(False).to_numpy(dtype=bool) for k, _ in checks.values()])
@@ -86,8 +85,15 @@ def icp_fit(context: pd.DataFrame, icp: IcpParams) -> tuple[np.ndarray, np.ndarr
     pattern = (ok * 2 + (known & ~ok)) @ weights  # per criterion: 2 matched, 1 missed, 0 unknown
     distinct, inverse = np.unique(pattern, return_inverse=True)
     digits = (distinct[:, None] // weights) % 3
-    matched_text = np.array([";".join(n for n, d in zip(names, row, strict=True) if d == 2) for row in digits],
-                            dtype=object)
-    missed_text = np.array([";".join(n for n, d in zip(names, row, strict=True) if d == 1) for row in digits],
-                           dtype=object)
-    return fit, matched_text[inverse], missed_text[inverse]
+    matched_text = [";".join(n for n, d in zip(names, row, strict=True) if d == 2) for row in digits]
+    missed_text = [";".join(n for n, d in zip(names, row, strict=True) if d == 1) for row in digits]
+    return fit, text_from_codes(inverse, matched_text, context.index), text_from_codes(inverse, missed_text,
+                                                                                          context.index)
+
+
+def _isin_folded(values: pd.Series, wanted: list[str]) -> pd.Series:
+    """Whether each value, case-folded, is one of ``wanted`` (folded too); tested once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    folded = {w.casefold() for w in wanted}
+    hit = pd.Series(uniques, dtype="string").str.casefold().isin(folded).to_numpy(dtype=bool)
+    return pd.Series(np.append(hit, False)[codes], index=values.index)

@@ -23,6 +23,7 @@ once by time and each record finds its windows with a binary search.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -335,18 +336,25 @@ def intent_features(
         type_weight = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # last: other types
     key_codes, key_names = _dictionary(events["event_key"])
     pairs = _pairs(key_codes, _positions(key_names, key_index), record_key, len(key_index))
-    columns = _own_activity(pairs, micros, kind_of_event, as_of_s, type_weight, n_types=n_types,
-                            windows=windows, half_life_days=half_life_days)
-    if with_accounts:
-        assert accounts is not None and key_accounts is not None
-        # Every account of the log, not only the batch's: an account's timeline is the same alone or in a batch.
-        account_of_key, account_index = _dictionary(key_accounts["account_key"])
-        # Each event's account through its key: one lookup per distinct key, then a gather per chunk.
-        account_of_key = _with_missing(account_of_key.astype(np.int64), -1)
-        account_of_code = account_of_key[_positions(key_names, _arrow_strings(key_accounts["event_key"]))]
-        columns |= _account_activity(_codes(accounts, account_index), account_of_code, key_codes, micros,
-                                     kind_of_event, as_of_s, type_weight, n_accounts=len(account_index),
-                                     n_types=n_types, windows=windows, half_life_days=half_life_days)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        account_part = None
+        if with_accounts:
+            assert accounts is not None and key_accounts is not None
+            # Every account of the log, not only the batch's: an account's timeline is the same alone or in a batch.
+            account_of_key, account_index = _dictionary(key_accounts["account_key"])
+            # Each event's account through its key: one lookup per distinct key, then a gather per chunk.
+            account_of_key = _with_missing(account_of_key.astype(np.int64), -1)
+            account_of_code = account_of_key[_positions(key_names, _arrow_strings(key_accounts["event_key"]))]
+            # On a second core: much of it (sorting aside) runs outside the GIL, while the own-activity
+            # pass below mostly holds it. The two share nothing but read-only inputs.
+            account_part = pool.submit(
+                _account_activity, _codes(accounts, account_index), account_of_code, key_codes, micros,
+                kind_of_event, as_of_s, type_weight, n_accounts=len(account_index), n_types=n_types,
+                windows=windows, half_life_days=half_life_days)
+        columns = _own_activity(pairs, micros, kind_of_event, as_of_s, type_weight, n_types=n_types,
+                                windows=windows, half_life_days=half_life_days)
+        if account_part is not None:
+            columns |= account_part.result()
 
     # One float block, a row per feature: the frame takes it as is, without copying column by column.
     block = np.empty((len(names), len(keys)))

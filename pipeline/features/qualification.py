@@ -170,6 +170,16 @@ def _reason(criterion: Criterion, status: str, column_values: dict[str, pd.Serie
     return f"{criterion.label} {status.replace('_', ' ')}: " + joiner.join(parts)
 
 
+def _combination(status: np.ndarray, columns: list[pd.Series]) -> np.ndarray:
+    """Per row, the code of its combination of status and values (missing is a value), numbered in
+    order of first appearance: each column factorized on its own, the codes folded into one."""
+    combined, _ = pd.factorize(status)
+    for column in columns:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        combined, _ = pd.factorize(combined.astype(np.int64) * (len(uniques) + 1) + codes + 1)
+    return np.asarray(combined)
+
+
 def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: dict[str, str] | None = None,
                        explain: np.ndarray | None = None) -> pd.DataFrame:
     """``fw_<key>`` status and ``fw_<key>_reason`` per criterion, and ``framework_points`` (criteria met).
@@ -204,9 +214,7 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
         reason_code = np.full(n, -1)
         worded: list[str] = []
         if len(rows):
-            involved = pd.DataFrame({k: v.iloc[rows].astype("string").to_numpy() for k, v in used.items()})
-            involved["_status"] = code[rows]
-            codes, _ = pd.factorize(pd.MultiIndex.from_frame(involved.fillna("\0")))
+            codes = _combination(code[rows], [v.iloc[rows] for v in used.values()])
             first = pd.Series(rows).groupby(codes).first()
             worded = [_reason(criterion, STATUSES[code[i]], used, int(i), labels) for i in first.to_numpy()]
             reason_code[rows] = codes  # combination k is worded by worded[k]
