@@ -221,8 +221,12 @@ def _running_sum(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.nda
         group_cumsum(out, values.reshape(-1, 1), group.astype(np.intp, copy=False), n_groups, False)
         return out[:, 0]
     except (ImportError, TypeError, ValueError):  # pragma: no cover - depends on the pandas release
-        codes = pd.Categorical.from_codes(group, categories=pd.RangeIndex(n_groups))
-        return pd.Series(values).groupby(codes, sort=False, observed=True).cumsum().to_numpy()
+        return _running_sum_public(values, group, n_groups)
+
+
+def _running_sum_public(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    codes = pd.Categorical.from_codes(group, categories=pd.RangeIndex(n_groups))
+    return pd.Series(values).groupby(codes, sort=False, observed=True).cumsum().to_numpy()
 
 
 def _account_activity(

@@ -182,3 +182,37 @@ def test_stage_reports_framework_shares_and_the_leakage_guard(small) -> None:
     assert report["criteria"]["budget"]["unknown"] > 0.2  # a third of leads state no budget
     assert "csm_assigned" in report["leakage"]["dropped"]
     assert "csm_assigned" not in small.features.names
+
+
+def test_records_sharing_a_key_each_see_their_own_window() -> None:
+    # Two deals of one contact, decided at different dates: each counts the contact's events before its own date.
+    keys = pd.Series(["c1", "c1", "c2"], dtype="string")
+    as_of = pd.Series(pd.to_datetime(["2024-06-30", "2024-06-10", "2024-06-30"]))
+    events = _events([("c1", "demo_request", "2024-06-05"), ("c1", "demo_request", "2024-06-20"),
+                      ("nobody", "demo_request", "2024-06-20")])  # a key no record has: ignored
+    out = intent_features(keys, as_of, events, types=TYPES, windows=[30])
+    assert out["evt_demo_request_30d"].tolist() == [2, 1, 0]
+    assert out["evt_demo_request_days_since"].tolist() == [10, 5, NO_ACTIVITY_DAYS]
+
+
+def test_the_running_sum_kernel_matches_the_public_groupby() -> None:
+    from pipeline.features.intent import _running_sum, _running_sum_public
+
+    rng = np.random.default_rng(0)
+    group = np.sort(rng.integers(0, 50, 2000))
+    values = rng.random(2000) * 10.0 ** rng.integers(-8, 8, 2000)
+    np.testing.assert_array_equal(_running_sum(values, group, 50), _running_sum_public(values, group, 50))
+
+
+def test_batch_runs_keep_freed_memory_where_glibc_allows() -> None:
+    import sys
+
+    from pipeline.runtime import keep_freed_memory
+
+    assert keep_freed_memory() is (sys.platform.startswith("linux") and _is_glibc())
+
+
+def _is_glibc() -> bool:
+    import platform
+
+    return platform.libc_ver()[0] == "glibc"
