@@ -36,10 +36,12 @@ STAGES = {
     "generate": "write the synthetic CRM export to paths.raw (source.kind: synthetic)",
     "ingest": "validate the export into paths.interim; quarantine unusable rows with their reason",
     "features": "build the point-in-time feature matrix and feature spec in paths.features",
-    "train": "train LightGBM on a time split, save models/, log an MLflow run",
-    "evaluate": "holdout metrics (metrics.json), curves for dvc plots, figures to MLflow",
-    "score": "score every open deal: probability, score, grade, top reasons -> paths.scores",
+    "train": "train LightGBM on a time split, calibrate it, save models/, register it in MLflow",
+    "evaluate": "holdout metrics vs baselines, the gates, promote to champion or not, model card, plots",
+    "score": "score every open deal with the champion: probability, score, grade, top reasons -> paths.scores",
 }
+ROLLBACK_HELP = ("give the champion alias back to the previous champion (or to --to VERSION) in the MLflow "
+                 "registry; then `dvc repro -f score` (or `leadscore score`) rescores with it")
 RUN_HELP = ("run every stage in order without DVC: generate (only for source.kind synthetic), ingest, features, "
             "train, evaluate, score")
 INSPECT_HELP = "profile an unseen CRM export (CSV or Parquet) and draft the source: section of params.yaml for it"
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in STAGES.items():
         sub.add_parser(name, parents=[common], help=help_text, description=help_text)
     sub.add_parser("run", parents=[common], help=RUN_HELP, description=RUN_HELP)
+    rollback = sub.add_parser("rollback", parents=[common], help=ROLLBACK_HELP, description=ROLLBACK_HELP)
+    rollback.add_argument("--to", metavar="VERSION", help="the registry version to make champion "
+                          "(default: the one that held the alias before the current champion)")
     inspect = sub.add_parser("inspect", parents=[flags], help=INSPECT_HELP, description=INSPECT_HELP)
     inspect.add_argument("file", metavar="FILE", help="the CRM export to profile (CSV or Parquet)")
     inspect.add_argument("--output", metavar="PATH",
@@ -76,6 +81,14 @@ def _inspect(args: argparse.Namespace) -> None:
 
     run(Path(args.file), output=Path(args.output) if args.output else None, delimiter=args.delimiter,
         encoding=args.encoding)
+
+
+def _rollback(settings: Settings, to_version: str | None) -> None:
+    from pipeline.registry import rollback
+
+    new, old = rollback(settings, to_version)
+    print(f"{settings.train.registered_model_name}: version {new.version} is the champion again "
+          f"(was version {old.version}, now kept as previous_champion). Rescore: dvc repro -f score")
 
 
 def _run_all(settings: Settings) -> None:
@@ -102,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             _inspect(args)
         elif args.command == "run":
             _run_all(load_settings(args.params))
+        elif args.command == "rollback":
+            _rollback(load_settings(args.params), args.to)
         else:
             settings = load_settings(args.params)
             _stage(args.command)(settings)

@@ -39,6 +39,8 @@ class PathsParams(_Section):
     scores: Path = Path("data/scores")
     ingest_report: Path = Path("reports/ingest.json")
     features_report: Path = Path("reports/features.json")
+    model_card: Path = Path("reports/model_card.md")
+    promotion: Path = Path("reports/promotion.json")
     mlflow_db: Path = Path("mlflow.db")
 
 
@@ -272,21 +274,41 @@ class TrainParams(_Section):
     valid_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
     learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(15, ge=2)
+    num_leaves: int = Field(4, ge=2)
     min_data_in_leaf: int = Field(40, ge=1)
     feature_fraction: float = Field(0.9, gt=0, le=1)
-    lambda_l2: float = Field(1.0, ge=0)
+    lambda_l2: float = Field(10.0, ge=0)
     num_boost_round: int = Field(1000, ge=1)
     early_stopping_rounds: int = Field(50, ge=1)
     num_threads: int = Field(2, ge=1)
+    class_weight: Literal["none", "balanced"] = "none"
+    calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
     experiment_name: str = "leadscore"
     registered_model_name: str = "leadscore"
 
 
 class EvaluateParams(_Section):
-    top_fraction: float = Field(0.1, gt=0, lt=1)
+    top_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
     bootstrap_rounds: int = Field(500, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
+    calibration_bins: int = Field(10, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _fractions_in_range(self) -> EvaluateParams:
+        if any(not 0 < f < 1 for f in self.top_fractions):
+            raise ValueError("top_fractions must be shares between 0 and 1, e.g. [0.1, 0.2]")
+        return self
+
+
+class GatesParams(_Section):
+    """What a trained model must pass before it becomes the champion that scoring uses."""
+
+    min_won_train: int = Field(50, ge=1)
+    min_lost_train: int = Field(50, ge=1)
+    min_won_test: int = Field(20, ge=1)
+    min_lost_test: int = Field(20, ge=1)
+    must_beat_baselines: bool = True
+    promote_margin: float = Field(0.005, ge=0, le=0.5)
 
 
 class ScoreParams(_Section):
@@ -311,6 +333,7 @@ class Settings(_Section):
     qualification: QualificationParams = Field(default_factory=QualificationParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    gates: GatesParams = Field(default_factory=GatesParams)
     score: ScoreParams = Field(default_factory=ScoreParams)
 
     def resolve(self, root: Path) -> Settings:

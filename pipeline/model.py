@@ -15,6 +15,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from pipeline.calibration import Calibration
 from pipeline.errors import ModelError
 from pipeline.features import FeatureSet
 from pipeline.features.spec import FeatureSpec
@@ -62,8 +63,17 @@ class LoadedModel:
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         return prepare_matrix(frame, specs=self.specs, levels=self.levels)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.meta.get("calibration") or {"method": "none", "params": {}})
+
+    def raw_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """LightGBM's own probabilities (what its SHAP values explain, in log-odds)."""
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype=float)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of winning: the raw ones through the calibration fitted at training."""
+        return self.calibration.apply(self.raw_proba(frame))
 
 
 def model_version(model_sha256: str) -> str:

@@ -1,5 +1,10 @@
 """The score stage: probability, score 0-100, grade and top SHAP reasons for every open record.
 
+The model is the registry's champion (``@champion``, see :mod:`pipeline.registry`). If no model
+has ever passed the gates, the freshly trained one scores, and every row says
+``model_status = unpromoted`` (and the stage warns): scores exist, but nobody should mistake them
+for a model that beat chance and the baselines.
+
 Reasons come from LightGBM's exact TreeSHAP (``pred_contrib``) in log-odds. For every lead the
 stage checks that the contributions plus the base value equal the model's raw score; a
 mismatch stops the stage. Reasons name the model feature for now; rep-facing wording comes later.
@@ -8,18 +13,20 @@ mismatch stops the stage. Reasons name the model feature for now; rep-facing wor
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline import registry
 from pipeline.config import ScoreParams, Settings
 from pipeline.errors import ModelError
 from pipeline.features import read_feature_set
 from pipeline.io import atomic_path
 from pipeline.model import LoadedModel, check_features_match, load_model
-from pipeline.schema import OUTCOME_OPEN, SCORES_CSV, SCORES_PARQUET
+from pipeline.schema import MODEL_META_FILE, OUTCOME_OPEN, SCORES_CSV, SCORES_PARQUET
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +72,12 @@ def top_reasons(x: pd.DataFrame, phi: np.ndarray, *, k: int) -> list[list[str]]:
     return reasons
 
 
-def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, scored_at: str) -> pd.DataFrame:
-    """Scores for ``rows`` (feature-matrix rows): one output row per input row, in the same order."""
+def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, scored_at: str,
+                model_status: str = "champion") -> pd.DataFrame:
+    """Scores for ``rows`` (feature-matrix rows): one output row per input row, in the same order.
+    The probability is calibrated; the reasons explain the model's raw log-odds (exact SHAP)."""
     x = model.matrix(rows)
-    probability = np.asarray(model.booster.predict(x), dtype=float)
+    probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float))
     phi, _ = contributions(model, x)
     score = np.rint(probability * 100).astype(int)
     out = pd.DataFrame({
@@ -82,6 +91,8 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
         out[f"reason_{i + 1}"] = [r[i] if i < len(r) else "" for r in reasons]
     out["as_of"] = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m-%d").to_numpy()
     out["model_version"] = model.version
+    out["registry_version"] = pd.Series(model.meta.get("registry_version"), index=out.index, dtype="str")
+    out["model_status"] = model_status
     out["scored_at"] = scored_at
     return out
 
@@ -95,17 +106,36 @@ def write_scores(scores: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
+def scoring_model(settings: Settings) -> tuple[LoadedModel, str]:
+    """The champion and "champion"; with no champion yet, the trained model and "unpromoted"."""
+    champion = registry.aliased(settings)
+    if champion is None:
+        model = load_model(settings.paths.models)
+        log.warning("no model has passed the gates yet (see %s): scoring with the unpromoted model %s; every "
+                    "row is marked model_status=unpromoted", settings.paths.promotion, model.version)
+        return model, "unpromoted"
+    local = load_model(settings.paths.models) if (settings.paths.models / MODEL_META_FILE).exists() else None
+    if local is not None and local.meta.get("model_sha256") == champion.model_sha256:
+        model = local
+    else:
+        with tempfile.TemporaryDirectory(prefix="leadscore-champion-") as tmp:
+            model = load_model(registry.download(settings, champion, Path(tmp)))
+    model.meta["registry_version"] = champion.version
+    return model, "champion"
+
+
 def run(settings: Settings) -> pd.DataFrame:
-    """The score stage: every open deal in the feature matrix, scored with the trained model."""
-    model = load_model(settings.paths.models)
+    """The score stage: every open deal in the feature matrix, scored with the champion."""
+    model, status = scoring_model(settings)
     features = read_feature_set(settings.paths.features)
     check_features_match(model, features)
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
     scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    scores = score_frame(model, open_rows, params=settings.score, scored_at=scored_at)
+    scores = score_frame(model, open_rows, params=settings.score, scored_at=scored_at, model_status=status)
     scores = scores.sort_values(["score", "record_id"], ascending=[False, True], kind="stable")
     csv_path, _ = write_scores(scores, settings.paths.scores)
     counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
-    log.info("scored %d open deals with model %s -> %s (grades %s)", len(scores), model.version, csv_path,
+    log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,
+             model.version, model.meta.get("registry_version", "none"), csv_path,
              ", ".join(f"{g}: {n}" for g, n in counts.items()))
     return scores

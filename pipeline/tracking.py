@@ -7,6 +7,7 @@ Nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,21 @@ def _mlflow(settings: Settings) -> Any:
         logging.getLogger(name).setLevel(logging.WARNING)
     import mlflow
 
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(mlflow_tracking_uri(settings))
-    mlflow.set_experiment(settings.train.experiment_name)
+    # MLflow also exports the URI as MLFLOW_TRACKING_URI (for subprocesses). We read that variable as
+    # the user's choice, so put it back: otherwise a second project in the same process (tests, a
+    # notebook) would silently log to the first one's store.
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+    name = settings.train.experiment_name
+    if not before and mlflow.get_experiment_by_name(name) is None:
+        # Artifacts next to mlflow.db (paths.mlflow_db), not in ./mlruns of whatever folder we run from.
+        location = (Path(settings.paths.mlflow_db).resolve().parent / "mlruns").as_uri()
+        mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(name)
     return mlflow
 
 
@@ -62,6 +76,9 @@ def log_training_run(settings: Settings, *, meta: dict[str, Any], booster: lgb.B
             MODEL_TAG: meta["model_sha256"],
             "model_version": meta["model_version"],
             "train_data_sha256": meta["train_data_sha256"],
+            "params_sha256": meta.get("params_sha256", ""),
+            "git_commit": meta.get("git_commit") or "unknown",
+            "calibration": meta.get("calibration", {}).get("method", "none"),
         })
         for path in sorted(Path(models_dir).iterdir()):
             mlflow.log_artifact(str(path), artifact_path="leadscore")
@@ -75,7 +92,7 @@ def log_training_run(settings: Settings, *, meta: dict[str, Any], booster: lgb.B
 
 
 def log_evaluation(settings: Settings, *, model_sha256: str, metrics: dict[str, float],
-                   artifacts: list[Path]) -> str:
+                   artifacts: list[Path], tags: dict[str, str] | None = None) -> str:
     """Add holdout metrics and plot files to the run that trained this model (a new run if none)."""
     mlflow = _mlflow(settings)
     found = mlflow.search_runs(
@@ -90,6 +107,8 @@ def log_evaluation(settings: Settings, *, model_sha256: str, metrics: dict[str, 
         if run_id is None:
             mlflow.set_tag(MODEL_TAG, model_sha256)
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        if tags:
+            mlflow.set_tags(tags)
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         result: str = run.info.run_id

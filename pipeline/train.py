@@ -7,6 +7,7 @@ histograms), so the same features and params give a byte-identical ``model.txt``
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -14,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pipeline.config import Settings, TrainParams
+from pipeline.calibration import fit_calibration
+from pipeline.config import GatesParams, Settings, TrainParams
 from pipeline.errors import DataError
 from pipeline.features import FeatureSet, read_feature_set
 from pipeline.io import atomic_path, sha256_file, write_json
@@ -74,17 +77,25 @@ def _split_summary(labeled: pd.DataFrame, split: pd.Series) -> dict[str, Any]:
     return summary
 
 
-def _require_both_outcomes(summary: dict[str, Any]) -> None:
-    for name in SPLITS:
+def require_enough_outcomes(summary: dict[str, Any], gates: GatesParams) -> None:
+    """The data-sufficiency gate: enough won and lost deals to learn from and to judge the model on."""
+    needs = {"train": (gates.min_won_train, gates.min_lost_train), "valid": (1, 1),
+             "test": (gates.min_won_test, gates.min_lost_test)}
+    short = []
+    for name, (min_won, min_lost) in needs.items():
         rows, won = summary[name]["rows"], summary[name]["won"]
-        if won == 0 or won == rows:
-            raise DataError(
-                f"the {name} slice has {rows} closed deals of which {won} won; every slice needs both won "
-                "and lost deals. Provide more history or change train.valid_fraction / train.test_fraction.")
+        if won < min_won or rows - won < min_lost:
+            short.append(f"the {name} slice has {won} won and {rows - won} lost deals (needs at least {min_won} won "
+                         f"and {min_lost} lost)")
+    if short:
+        raise DataError("not enough closed deals to train and judge a model: " + "; ".join(short)
+                        + ". Provide more history, or lower gates.min_* / change train.valid_fraction and "
+                          "train.test_fraction in params.yaml")
 
 
-def train(features: FeatureSet, *, params: TrainParams, seed: int) -> TrainResult:
-    """Fit LightGBM on the oldest closed deals, early-stopping on the next slice."""
+def train(features: FeatureSet, *, params: TrainParams, seed: int, gates: GatesParams | None = None) -> TrainResult:
+    """Fit LightGBM on the oldest closed deals, early-stopping on the next slice, then calibrate its
+    probabilities on that slice."""
     labeled = features.matrix[features.matrix["label"].notna()]
     split, method = split_rows(labeled, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction,
                                seed=seed)
@@ -92,23 +103,30 @@ def train(features: FeatureSet, *, params: TrainParams, seed: int) -> TrainResul
         log.warning("the export has no decision dates: split at random (stratified, seed %d) instead of by time; "
                     "holdout figures may be optimistic if the data drifts over time", seed)
     summary = _split_summary(labeled, split)
-    _require_both_outcomes(summary)
+    require_enough_outcomes(summary, gates or GatesParams())
 
     train_rows, valid_rows = labeled[split == "train"], labeled[split == "valid"]
     levels = category_levels(train_rows, features.specs)
     x_train = prepare_matrix(train_rows, specs=features.specs, levels=levels)
     x_valid = prepare_matrix(valid_rows, specs=features.specs, levels=levels)
     config = lgb_params(params, seed=seed)
-    dtrain = lgb.Dataset(x_train, label=train_rows["label"].to_numpy(), free_raw_data=False)
+    y_train = train_rows["label"].to_numpy()
+    weight = None
+    if params.class_weight == "balanced":  # won deals weigh lost/won: both outcomes count equally in the loss
+        weight = np.where(y_train == 1, (y_train == 0).sum() / max((y_train == 1).sum(), 1), 1.0)
+    dtrain = lgb.Dataset(x_train, label=y_train, weight=weight, free_raw_data=False)
     dvalid = lgb.Dataset(x_valid, label=valid_rows["label"].to_numpy(), reference=dtrain)
     booster = lgb.train(
         config, dtrain, num_boost_round=params.num_boost_round, valid_sets=[dvalid], valid_names=["valid"],
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
     )
     best = booster.best_iteration or params.num_boost_round
-    valid_auc = float(roc_auc_score(valid_rows["label"], booster.predict(x_valid, num_iteration=best)))
-    log.info("trained %d trees (early stopping); validation ROC AUC %.4f on %d deals",
-             best, valid_auc, len(valid_rows))
+    y_valid = valid_rows["label"].to_numpy(dtype=int)
+    p_valid = np.asarray(booster.predict(x_valid, num_iteration=best), dtype=float)
+    valid_auc = float(roc_auc_score(y_valid, p_valid))
+    calibration = fit_calibration(y_valid, p_valid, method=params.calibration, seed=seed)
+    log.info("trained %d trees (early stopping); validation ROC AUC %.4f on %d deals; calibration: %s",
+             best, valid_auc, len(valid_rows), calibration.method)
     meta = {
         "features": [s.as_dict() for s in features.specs],
         "category_levels": levels,
@@ -118,10 +136,18 @@ def train(features: FeatureSet, *, params: TrainParams, seed: int) -> TrainResul
         "split": {"method": method, "valid_fraction": params.valid_fraction,
                   "test_fraction": params.test_fraction, **summary},
         "valid_auc": round(valid_auc, 6),
+        "class_weight": params.class_weight,
+        "calibration": calibration.as_dict(),
         "train_data_sha256": data_fingerprint(train_rows),
         "git_commit": git_commit(),
     }
     return TrainResult(booster=booster, meta=meta, split=split)
+
+
+def params_fingerprint(settings: Settings) -> str:
+    """sha256 of every param that shapes the model (all sections but paths), independent of key order."""
+    relevant = settings.model_dump(mode="json", exclude={"paths"})
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
 def git_commit() -> str | None:
@@ -149,7 +175,8 @@ def save_model(result: TrainResult, models_dir: Path) -> dict[str, Any]:
 def run(settings: Settings) -> dict[str, Any]:
     """The train stage: ``paths.features`` -> ``paths.models`` and an MLflow run."""
     features = read_feature_set(settings.paths.features)
-    result = train(features, params=settings.train, seed=settings.seed)
+    result = train(features, params=settings.train, seed=settings.seed, gates=settings.gates)
+    result.meta["params_sha256"] = params_fingerprint(settings)
     meta = save_model(result, settings.paths.models)
     log.info("model %s written to %s", meta["model_version"], settings.paths.models)
     log_training_run(settings, meta=meta, booster=result.booster)

@@ -41,12 +41,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
     features = pd.read_parquet(project / "data/features/features.parquet")
-    scores = pd.read_csv(project / "data/scores/scores.csv")
+    scores = pd.read_csv(project / "data/scores/scores.csv", dtype={"registry_version": str})
     open_deals = features[features["outcome"] == "open"]
     assert len(scores) == len(open_deals) > 0
     assert set(scores["record_id"]) == set(open_deals["record_id"])
     assert {"probability", "score", "grade", "reason_1", "reason_2", "reason_3", "model_version",
-            "scored_at"} <= set(scores.columns)
+            "registry_version", "model_status", "scored_at"} <= set(scores.columns)
+    assert set(scores["model_status"]) <= {"champion", "unpromoted"}
     pd.testing.assert_frame_equal(scores, pd.read_parquet(project / "data/scores/scores.parquet"),
                                   check_dtype=False)
 

@@ -70,6 +70,14 @@ def test_maven_example_trains_on_won_lost_scores_open_deals_and_admits_no_signal
     # The README of the data: about 0.52 AUC, chance level. The pipeline must say so.
     assert metrics["better_than_chance"] is False
     assert metrics["roc_auc_ci_low"] < 0.5 < metrics["roc_auc_ci_high"]
+    # The signal gate stops it: recorded, not promoted, the reason in plain words; its scores say so.
+    promotion = json.loads(settings.paths.promotion.read_text())
+    assert promotion["promoted"] is False and promotion["champion"] is None
+    signal = next(g for g in promotion["gates"] if g["gate"] == "signal")
+    assert signal["passed"] is False and "not significantly better than chance" in signal["detail"]
+    assert "NOT promoted" in promotion["decision"] and "signal:" in promotion["decision"]
+    assert "**Promoted: no.**" in settings.paths.model_card.read_text()
+    assert set(scores["model_status"]) == {"unpromoted"}
     assert not list(MAVEN.glob("*.parquet")) and sorted(p.name for p in MAVEN.iterdir()) == [
         "accounts.csv", "products.csv", "sales_pipeline.csv", "sales_teams.csv"]
 

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def test_missing_input_exits_3_and_says_what_to_run(tmp_path: Path, capsys) -> N
 
 def test_missing_model_exits_4(tmp_path: Path, capsys) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text(f"paths:\n  models: {tmp_path / 'none'}\n")
-    assert main(["score", "--params", str(params)]) == 4
+    params.write_text(f"paths:\n  models: {tmp_path / 'none'}\n  mlflow_db: {tmp_path / 'mlflow.db'}\n")
+    assert main(["score", "--params", str(params)]) == 4  # no champion in the registry, no trained model
     assert "run `leadscore train` first" in capsys.readouterr().err
+
+
+def test_logging_to_mlflow_does_not_leak_the_store_into_the_environment(tmp_path: Path, monkeypatch) -> None:
+    from pipeline.config import mlflow_tracking_uri
+    from pipeline.tracking import _mlflow
+    from tests.conftest import make_settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first, second = make_settings(tmp_path / "a"), make_settings(tmp_path / "b")
+    _mlflow(first)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow_tracking_uri(second) == f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"

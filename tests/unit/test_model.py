@@ -80,7 +80,7 @@ def test_too_few_outcomes_in_a_slice_is_a_clear_error(small) -> None:
     matrix = small.features.matrix.copy()
     newest = matrix["label"].notna() & (matrix["as_of"] >= matrix.loc[matrix["label"].notna(), "as_of"].quantile(0.8))
     matrix.loc[newest, "label"] = 0.0
-    with pytest.raises(DataError, match=r"the test slice has .* of which 0 won"):
+    with pytest.raises(DataError, match=r"the test slice has 0 won and \d+ lost deals \(needs at least 20 won"):
         train(FeatureSet(matrix, small.features.specs), params=small.settings.train, seed=1)
 
 

@@ -1,0 +1,83 @@
+"""Champion / challenger: the retraining workflow end to end, against a local MLflow registry."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from pipeline import evaluate, registry, score, train
+from pipeline.cli import main
+from pipeline.config import mlflow_tracking_uri
+from pipeline.errors import ModelError
+from pipeline.features import FeatureSet, write_feature_set
+from pipeline.io import write_json
+
+pytestmark = pytest.mark.slow
+
+
+def _train_and_evaluate(settings) -> dict:
+    train.run(settings)
+    evaluate.run(settings)
+    return json.loads(settings.paths.promotion.read_text())
+
+
+def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(default_run, tmp_path: Path) -> None:
+    prepared, _ = default_run
+    settings = prepared.settings
+    write_feature_set(prepared.features, settings.paths.features)
+    write_json(settings.paths.features_report, prepared.features.report)
+
+    first = _train_and_evaluate(settings)
+    assert first["promoted"] is True, first["decision"]
+    champion = registry.aliased(settings)
+    assert champion is not None and champion.version == first["challenger"]["registry_version"]
+    assert [g["gate"] for g in first["gates"]] == ["signal", "baselines", "champion"]
+
+    # New outcomes arrive, but they are noise: the same deals with their labels shuffled.
+    matrix = prepared.features.matrix.copy()
+    labeled = matrix["label"].notna().to_numpy()
+    matrix.loc[labeled, "label"] = np.random.default_rng(7).permutation(matrix.loc[labeled, "label"].to_numpy())
+    write_feature_set(FeatureSet(matrix, prepared.features.specs), settings.paths.features)
+    second = _train_and_evaluate(settings)
+    assert second["promoted"] is False
+    failed = {g["gate"] for g in second["gates"] if not g["passed"]}
+    assert "signal" in failed
+    assert f"version {champion.version} stays the champion" in second["decision"]
+    assert registry.aliased(settings) == champion  # the registry did not move
+    card = settings.paths.model_card.read_text()
+    assert "**Promoted: no.**" in card and "signal" in card
+
+    # Scoring uses the champion, not the rejected model it just trained.
+    scores = score.run(settings)
+    assert set(scores["model_status"]) == {"champion"}
+    assert set(scores["registry_version"]) == {champion.version}
+    assert set(scores["model_version"]) == {first["challenger"]["model_version"]}
+
+    # Both runs are in MLflow with their gate decision, and every version is kept in the registry.
+    client = MlflowClient(tracking_uri=mlflow_tracking_uri(settings))
+    versions = client.search_model_versions(f"name = '{settings.train.registered_model_name}'")
+    assert len(versions) == 2
+    tagged = {str(v.version): client.get_run(str(v.run_id)).data.tags.get("promoted") for v in versions}
+    assert tagged == {champion.version: "true", second["challenger"]["registry_version"]: "false"}
+    run = client.get_run(champion.run_id)
+    for tag in ("git_commit", "train_data_sha256", "params_sha256", "model_sha256"):
+        assert run.data.tags.get(tag), tag
+    artifacts = {a.path for a in client.list_artifacts(champion.run_id, "evaluation")}
+    for name in ("roc.png", "precision_recall.png", "calibration.png", "gains.png", "shap_summary.png",
+                 "model_card.md", "metrics.json"):
+        assert f"evaluation/{name}" in artifacts, name
+
+    # Rollback: with only one model ever promoted there is nothing to go back to, and it says so.
+    with pytest.raises(ModelError, match="previous_champion"):
+        registry.rollback(settings)
+    # Promote the rejected one by hand (as a mistaken manual change would), then roll back in one command.
+    rejected = registry.version_of(settings, second["challenger"]["model_sha256"])
+    assert rejected is not None
+    registry.promote(settings, rejected)
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps(settings.model_dump(mode="json")))  # JSON is YAML
+    assert main(["rollback", "--params", str(params)]) == 0
+    assert registry.aliased(settings) == champion
+    assert registry.aliased(settings, registry.PREVIOUS) == rejected
