@@ -283,6 +283,7 @@ class TrainParams(_Section):
     num_threads: int = Field(2, ge=1)
     class_weight: Literal["none", "balanced"] = "none"
     calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
+    tuning_trials: int = Field(0, ge=0, le=1000)
     experiment_name: str = "leadscore"
     registered_model_name: str = "leadscore"
 

@@ -114,3 +114,15 @@ def test_score_frame_keeps_every_row_in_order(small, small_model, tmp_path: Path
     assert out["probability"].between(0, 1).all()
     assert (out["reason_1"] != "").all()
     assert set(out["grade"]) <= {"A", "B", "C", "D"}
+
+
+def test_optuna_tuning_is_seeded_starts_from_the_given_params_and_uses_validation_only(small) -> None:
+    params = small.settings.train.model_copy(update={"tuning_trials": 4})
+    first = train(small.features, params=params, seed=3)
+    again = train(small.features, params=params, seed=3)
+    tuning = first.meta["tuning"]
+    assert tuning["trials"] == 4 and tuning == again.meta["tuning"]  # same trials, same choice
+    assert first.booster.model_to_string() == again.booster.model_to_string()
+    assert tuning["best_valid_auc"] >= tuning["given_params_valid_auc"]  # trial 0 is params.yaml's own
+    assert first.meta["lightgbm_params"]["num_leaves"] == tuning["best_params"]["num_leaves"]
+    assert first.meta["valid_auc"] == pytest.approx(tuning["best_valid_auc"], abs=1e-6)
