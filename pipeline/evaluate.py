@@ -151,8 +151,11 @@ def evaluate(model: LoadedModel, test: pd.DataFrame, *, params: EvaluateParams, 
     metrics["conversion_by_grade"] = conversion_by_grade(y, p, grade_bands or [75.0, 50.0, 25.0])
     if train is not None:
         scores = baseline_scores(train, test, model.specs, seed=seed)
-        metrics["baselines"] = {name: {k: round(v, 6) for k, v in figures(y, s, params=params).items()}
-                                for name, s in scores.items()}
+        metrics["baselines"] = {}
+        for name, s in scores.items():
+            b_low, b_high = bootstrap_auc(y, s, rounds=params.bootstrap_rounds, confidence=params.confidence, seed=seed)
+            found = figures(y, s, params=params) | {"roc_auc_ci_low": b_low, "roc_auc_ci_high": b_high}
+            metrics["baselines"][name] = {k: round(v, 6) for k, v in found.items()}
     metrics["model_version"] = model.version
     metrics["split"] = model.meta["split"]["method"]
     curves = _curves(y, p)
