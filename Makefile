@@ -10,7 +10,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint typecheck pytest venv bench mlflow-ui clean
+.PHONY: run test lint typecheck pytest venv bench mlflow-ui clean browser test-browser
 
 venv: $(STAMP)
 
@@ -32,8 +32,16 @@ lint: venv
 typecheck: venv
 	mypy
 
-pytest: venv
+pytest: venv browser
 	pytest
+
+# Debian's chromium and chromedriver for the lead board's browser test (apt, as root or via sudo -n);
+# without them the test skips locally and fails under CI=true.
+browser:
+	tools/install-browser.sh || [ "$$CI" != "true" ]
+
+test-browser: venv browser
+	pytest -m browser tests/browser
 
 # The bench extra (duckdb) is installed once, next to the dev install, with its own stamp.
 $(BENCH_STAMP): $(STAMP)
@@ -47,4 +55,4 @@ mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

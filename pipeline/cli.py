@@ -40,6 +40,7 @@ STAGES = {
     "evaluate": "holdout metrics vs baselines, the gates, promote to champion or not, model card, plots",
     "score": "score every open deal with the champion: probability, score, grade, top reasons -> paths.scores",
 }
+EXPLAIN_HELP = "print one scored lead's card: score, grade, reasons, what would raise it, checklist, next step"
 ROLLBACK_HELP = ("give the champion alias back to the previous champion (or to --to VERSION) in the MLflow "
                  "registry; then `dvc repro -f score` (or `leadscore score`) rescores with it")
 RUN_HELP = ("run every stage in order without DVC: generate (only for source.kind synthetic), ingest, features, "
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in STAGES.items():
         sub.add_parser(name, parents=[common], help=help_text, description=help_text)
     sub.add_parser("run", parents=[common], help=RUN_HELP, description=RUN_HELP)
+    explain = sub.add_parser("explain", parents=[common], help=EXPLAIN_HELP, description=EXPLAIN_HELP)
+    explain.add_argument("lead_id", metavar="LEAD_ID", help="the record id, as in the scores file")
     rollback = sub.add_parser("rollback", parents=[common], help=ROLLBACK_HELP, description=ROLLBACK_HELP)
     rollback.add_argument("--to", metavar="VERSION", help="the registry version to make champion "
                           "(default: the one that held the alias before the current champion)")
@@ -81,6 +84,26 @@ def _inspect(args: argparse.Namespace) -> None:
 
     run(Path(args.file), output=Path(args.output) if args.output else None, delimiter=args.delimiter,
         encoding=args.encoding)
+
+
+def _explain(settings: Settings, lead_id: str) -> None:
+    import pandas as pd
+    from rich.console import Console
+
+    from pipeline.errors import DataError
+    from pipeline.explain import lead_card
+    from pipeline.schema import SCORES_PARQUET
+
+    path = settings.paths.scores / SCORES_PARQUET
+    if not path.exists():
+        raise DataError(f"missing {path}; run `leadscore score` (or `make run`) first")
+    scores = pd.read_parquet(path)
+    found = scores[scores["record_id"].astype(str) == lead_id]
+    if found.empty:
+        examples = ", ".join(scores["record_id"].astype(str).head(3))
+        raise DataError(f"no scored lead has id {lead_id!r} in {path} ({len(scores)} open leads scored"
+                        + (f"; ids look like {examples}" if examples else "") + "). Closed deals are not scored.")
+    Console().print(lead_card(found.iloc[0]))
 
 
 def _rollback(settings: Settings, to_version: str | None) -> None:
@@ -115,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             _inspect(args)
         elif args.command == "run":
             _run_all(load_settings(args.params))
+        elif args.command == "explain":
+            _explain(load_settings(args.params), args.lead_id)
         elif args.command == "rollback":
             _rollback(load_settings(args.params), args.to)
         else:

@@ -312,9 +312,20 @@ class GatesParams(_Section):
     promote_margin: float = Field(0.005, ge=0, le=0.5)
 
 
+class RoutingParams(_Section):
+    """The next step for a scored lead: the MQL -> SQL hand-off."""
+
+    sales_ready_min_score: int = Field(60, ge=0, le=100)
+    sales_ready_min_criteria: int = Field(2, ge=0)
+    disqualify_below_score: int = Field(10, ge=0, le=100)
+
+
 class ScoreParams(_Section):
     top_reasons: int = Field(3, ge=1, le=20)
+    min_contribution: float = Field(0.05, ge=0)
+    templates: Path | None = None
     grade_bands: list[float] = Field(default_factory=lambda: [75.0, 50.0, 25.0])
+    routing: RoutingParams = Field(default_factory=RoutingParams)
 
     @model_validator(mode="after")
     def _bands_descending(self) -> ScoreParams:

@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from pipeline.calibration import fit_calibration
 from pipeline.config import GatesParams, Settings, TrainParams
 from pipeline.errors import ConfigError, DataError
+from pipeline.explain import typical_won_values
 from pipeline.features import FeatureSet, read_feature_set
 from pipeline.io import atomic_path, sha256_file, write_json
 from pipeline.model import category_levels, model_version, prepare_matrix
@@ -141,6 +142,7 @@ def train(features: FeatureSet, *, params: TrainParams, seed: int, gates: GatesP
         "class_weight": params.class_weight,
         "tuning": tuning,
         "calibration": calibration.as_dict(),
+        "typical_won": typical_won_values(x_train, y_train, features.specs),
         "train_data_sha256": data_fingerprint(train_rows),
         "git_commit": git_commit(),
     }

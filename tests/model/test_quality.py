@@ -99,3 +99,44 @@ def test_an_export_with_no_signal_is_reported_as_no_better_than_chance(tmp_path:
         assert 0.35 < metrics["roc_auc"] < 0.65
         flagged.append(metrics["better_than_chance"])
     assert sum(flagged) <= 1, flagged
+
+
+def test_pricing_and_demo_events_raise_the_score_and_become_a_top_reason(default_run, tmp_path: Path) -> None:
+    import json
+
+    from pipeline.features import build_features
+    from pipeline.score import score_frame
+
+    prepared, result = default_run
+    save_model(result, tmp_path)
+    model = load_model(tmp_path)
+    settings, ingested, matrix = prepared.settings, prepared.ingested, prepared.features.matrix
+    open_rows = matrix["outcome"] == "open"
+    quiet = open_rows & (matrix["evt_pricing_page_view_30d"] == 0) & (matrix["evt_demo_request_90d"] == 0)
+    records = ingested.records[quiet.to_numpy()].head(100)
+    assert len(records) >= 50
+    as_of = matrix.loc[open_rows, "as_of"].iloc[0]
+
+    def scored(events: pd.DataFrame) -> pd.DataFrame:
+        features = build_features(records, events, ingested.fields, params=settings.features,
+                                  scoring_date=as_of.date(), event_accounts=ingested.event_accounts,
+                                  icp=settings.icp, framework=settings.qualification.framework)
+        return score_frame(model, features.matrix, params=settings.score, scored_at="t")
+
+    keys = records["event_key"].astype(str).tolist()
+    planted = pd.DataFrame({  # in the week before the as-of date: 4 pricing page views and a demo request each
+        "event_key": [k for k in keys for _ in range(5)],
+        "event_type": [t for _ in keys for t in ["pricing_page_view"] * 4 + ["demo_request"]],
+        "timestamp": [as_of - pd.Timedelta(days=d) for _ in keys for d in (1, 2, 3, 5, 2)],
+    })
+    events = ingested.events.astype({"event_key": "string", "event_type": "string"})
+    before = scored(events)
+    after = scored(pd.concat([events, planted.astype({"event_key": "string", "event_type": "string"})],
+                             ignore_index=True))
+    rose = after["score"].to_numpy() > before["score"].to_numpy()
+    print(f"scores rose for {rose.mean():.0%} of {len(rose)} quiet leads; mean {before['score'].mean():.1f} -> "
+          f"{after['score'].mean():.1f}")
+    assert rose.mean() >= 0.9
+    groups = [{item["group"] for item in json.loads(r)} for r in after["reasons_for"]]
+    named = [bool(g & {"Pricing page views", "Demo requests"}) for g in groups]
+    assert np.mean(named) >= 0.9  # the matching reason is among the top "for" reasons

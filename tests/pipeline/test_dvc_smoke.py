@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +46,20 @@ def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
     open_deals = features[features["outcome"] == "open"]
     assert len(scores) == len(open_deals) > 0
     assert set(scores["record_id"]) == set(open_deals["record_id"])
-    assert {"probability", "score", "grade", "reason_1", "reason_2", "reason_3", "model_version",
-            "registry_version", "model_status", "scored_at"} <= set(scores.columns)
+    assert {"probability", "score", "grade", "next_step", "next_step_rule", "reason_for_1", "reason_against_1",
+            "what_would_raise", "budget_status", "budget_reason", "model_version", "registry_version",
+            "model_status", "scored_at"} <= set(scores.columns)
     assert set(scores["model_status"]) <= {"champion", "unpromoted"}
-    pd.testing.assert_frame_equal(scores, pd.read_parquet(project / "data/scores/scores.parquet"),
-                                  check_dtype=False)
+    # Every lead has at least one worded reason, and no reason shows a column name.
+    reasons = scores.filter(regex=r"^reason_(for|against)_\d$").fillna("")
+    assert (reasons != "").any(axis=1).all()
+    names = [n for n in features.columns if "_" in n]
+    texts = [t for t in reasons.to_numpy().ravel() if t]
+    assert not [t for t in texts if re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", t) or any(n in t for n in names)]
+    board = (project / "data/scores/lead_board.html").read_text(encoding="utf-8")
+    assert board.count("<tr data-record-id=") == len(scores) and not re.search(r"(src|href)=\"https?:", board)
+    parquet = pd.read_parquet(project / "data/scores/scores.parquet")
+    pd.testing.assert_frame_equal(scores.fillna(""), parquet[scores.columns].fillna(""), check_dtype=False)
 
 
 def test_metrics_show_prints_the_holdout_metrics(project: Path) -> None:
@@ -88,3 +98,18 @@ def test_second_repro_is_up_to_date(project: Path) -> None:
     assert "Running stage" not in again.stdout
     status = _run(["dvc", "status"], project)
     assert "Data and pipelines are up to date" in status.stdout
+
+
+def test_explain_prints_a_card_and_names_an_unknown_id(project: Path) -> None:
+    scores = pd.read_csv(project / "data/scores/scores.csv", dtype={"registry_version": str})
+    lead = scores.iloc[0]
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    shown = _run([leadscore, "explain", str(lead["record_id"])], project)
+    assert shown.returncode == 0, shown.stderr
+    card = shown.stdout
+    for text in (f"Lead {lead['record_id']}", f"Score {lead['score']}", f"Grade {lead['grade']}", "Why this score",
+                 "Qualification checklist", str(lead["reason_for_1"] or lead["reason_against_1"])[:30]):
+        assert text in card, text
+    unknown = _run([leadscore, "explain", "NO-SUCH-LEAD"], project)
+    assert unknown.returncode == 3
+    assert "no scored lead has id 'NO-SUCH-LEAD'" in unknown.stderr and "ids look like" in unknown.stderr

@@ -1,15 +1,19 @@
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.config import RoutingParams
 from pipeline.errors import DataError, ModelError
+from pipeline.explain import Groups, reasons
 from pipeline.features import FeatureSet
 from pipeline.features.spec import FeatureSpec
 from pipeline.model import load_model, prepare_matrix
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
-from pipeline.score import contributions, grade, score_frame, top_reasons
+from pipeline.score import contributions, grade, next_step, score_frame, score_of
 from pipeline.split import SPLIT_STRATIFIED, SPLIT_TIME, split_rows
 from pipeline.train import save_model, train
 
@@ -98,13 +102,7 @@ def test_grades_follow_the_bands() -> None:
         ["A", "A", "B", "B", "C", "C", "D", "D"]
 
 
-def test_top_reasons_are_the_largest_contributions_with_sign_and_value() -> None:
-    x = pd.DataFrame({"a": [1.0], "b": ["x"], "c": [np.nan]})
-    reasons = top_reasons(x, np.array([[0.1, -0.5, 0.3]]), k=2)
-    assert reasons == [["b=x (-0.50)", "c=missing (+0.30)"]]
-
-
-def test_score_frame_keeps_every_row_in_order(small, small_model, tmp_path: Path) -> None:
+def test_score_frame_keeps_every_row_in_order_with_worded_reasons(small, small_model, tmp_path: Path) -> None:
     save_model(small_model, tmp_path)
     model = load_model(tmp_path)
     rows = small.features.matrix.sample(200, random_state=0)
@@ -112,8 +110,65 @@ def test_score_frame_keeps_every_row_in_order(small, small_model, tmp_path: Path
     assert out["record_id"].tolist() == rows["record_id"].tolist()
     assert out["score"].between(0, 100).all()
     assert out["probability"].between(0, 1).all()
-    assert (out["reason_1"] != "").all()
     assert set(out["grade"]) <= {"A", "B", "C", "D"}
+    assert set(out["next_step"]) <= {"sales_ready", "nurture", "disqualify"}
+    worded = [json.loads(f) + json.loads(a) for f, a in zip(out["reasons_for"], out["reasons_against"], strict=True)]
+    assert all(len(w) >= 1 for w in worded)  # every lead has at least one worded reason
+    texts = [item["text"] for w in worded for item in w] + [t for c in out.filter(like="what_would_raise") for t in
+                                                             out[c] if isinstance(t, str)]
+    snake = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
+    names = {s.name for s in model.specs}
+    assert not [t for t in texts if snake.search(t) or any(n in t for n in names if "_" in n)]
+
+
+def test_what_would_raise_equals_a_real_rescore_of_the_modified_lead(small, small_model, tmp_path: Path) -> None:
+    save_model(small_model, tmp_path)
+    model = load_model(tmp_path)
+    rows = small.features.matrix[small.features.matrix["outcome"] == "open"].head(300)
+    out = score_frame(model, rows, params=small.settings.score, scored_at="2026-01-01T00:00:00Z")
+    checked = 0
+    for i, detail in enumerate(out["what_would_raise_detail"]):
+        for item in json.loads(detail):
+            group = Groups.of(model.specs)
+            members = group.members[group.titles.index(item["group"])]
+            x = model.matrix(rows.iloc[[i]])
+            assert item["from"] == score_of(model, x)[0] == out["score"].iloc[i]
+            for j in members:  # the same change, made by hand
+                spec = model.specs[j]
+                typical = model.meta["typical_won"][spec.name]
+                if spec.kind == "categorical":
+                    x[spec.name] = pd.Categorical([typical], categories=x[spec.name].cat.categories)
+                else:
+                    x[spec.name] = float(typical)
+            assert score_of(model, x)[0] == item["to"] > item["from"]
+            assert spec.role in ("intent", "qualification")  # never firmographics
+            checked += 1
+    assert checked > 0
+
+
+def test_reasons_group_derived_columns_under_the_field_a_rep_knows() -> None:
+    specs = [FeatureSpec("evt_pricing_page_view_7d", "numeric", "intent", "pricing_page_view", "Pricing 7d"),
+             FeatureSpec("evt_pricing_page_view_30d", "numeric", "intent", "pricing_page_view", "Pricing 30d"),
+             FeatureSpec("seniority", "categorical", "contact", "job_title", "Contact seniority"),
+             FeatureSpec("employees", "numeric", "firmographic", "employees", "Company size (employees)")]
+    x = pd.DataFrame({"evt_pricing_page_view_7d": [4.0], "evt_pricing_page_view_30d": [6.0],
+                      "seniority": pd.Categorical(["vp"]), "employees": [12.0]})
+    phi = np.array([[0.30, 0.15, 0.20, -0.40]])
+    reasons_for, against = reasons(x, phi, specs, k=3, min_contribution=0.05)
+    assert [r["text"] for r in reasons_for[0]] == ["Pricing page views: 4 in the last 7 days",
+                                                   "VP-level (decision maker) contact"]
+    assert reasons_for[0][0]["contribution"] == pytest.approx(0.45)
+    assert [r["text"] for r in against[0]] == ["Company has 12 employees"]
+    # Below the threshold: left out.
+    assert reasons(x, phi * 0.1, specs, k=3, min_contribution=0.05)[0] == [[]]
+
+
+def test_next_step_names_the_rule_that_fired() -> None:
+    routing = RoutingParams(sales_ready_min_score=60, sales_ready_min_criteria=2, disqualify_below_score=10)
+    assert next_step(72, 3, 4, routing) == (
+        "sales_ready", "score 72 >= 60 and 3 of 4 qualification criteria met (>= 2)")
+    assert next_step(72, 1, 4, routing)[0] == "nurture"
+    assert next_step(5, 4, 4, routing) == ("disqualify", "score 5 < 10")
 
 
 def test_optuna_tuning_is_seeded_starts_from_the_given_params_and_uses_validation_only(small) -> None:

@@ -1,0 +1,247 @@
+"""Reasons a rep can read: exact SHAP contributions grouped by the field a rep knows, worded from
+templates, and what would raise a lead's score, computed by re-scoring it.
+
+Every model feature has a ``source`` in the feature spec (the pricing page, the contact's title,
+the company's size, ...). A lead's contributions (log-odds, from LightGBM's ``pred_contrib``) are
+summed per source: all windows of pricing page views become one "Pricing page views" reason. The
+reason is worded with the template (``explanations/templates.yaml``, a file a team can edit) of
+the feature in the group that moved the score most, with that feature's actual value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from pipeline.errors import ConfigError
+from pipeline.features.intent import NO_ACTIVITY_DAYS
+from pipeline.features.spec import FeatureSpec
+
+TEMPLATES_FILE = Path(__file__).parent / "explanations" / "templates.yaml"
+ACTIONABLE_ROLES = ("intent", "qualification")  # what a rep can change; never firmographics
+TITLES = {"activity": "Activity", "account_activity": "Account activity", "icp": "Ideal customer profile fit",
+          "framework": "Qualification"}
+
+
+@dataclass(frozen=True)
+class Template:
+    match: str
+    text: str
+    never: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+    format: str | None = None
+
+
+def load_templates(path: Path | None = None) -> list[Template]:
+    """The templates file (default: the package's), validated: a bad entry names itself."""
+    path = path or TEMPLATES_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the explanation templates {path}: {exc}") from exc
+    entries = raw.get("templates") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: expected a list under 'templates:'")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not {"match", "text"} <= set(entry):
+            raise ConfigError(f"{path}: templates[{i}] needs 'match' and 'text'")
+        unknown = set(entry) - {"match", "text", "never", "values", "format"}
+        if unknown:
+            raise ConfigError(f"{path}: templates[{i}] ({entry['match']}): unknown key(s) {', '.join(sorted(unknown))}")
+        if entry.get("format") not in (None, "percent", "signed"):
+            raise ConfigError(f"{path}: templates[{i}] ({entry['match']}): format must be percent, signed or absent")
+        values = {str(k): str(v) for k, v in (entry.get("values") or {}).items()}
+        out.append(Template(match=str(entry["match"]), text=str(entry["text"]), never=entry.get("never"),
+                            values=values, format=entry.get("format")))
+    return out
+
+
+@cache
+def default_templates() -> tuple[Template, ...]:
+    return tuple(load_templates())
+
+
+def _template_for(name: str, templates: tuple[Template, ...] | list[Template]) -> Template | None:
+    return next((t for t in templates if fnmatch.fnmatchcase(name, t.match)), None)
+
+
+def group_title(source: str, specs: list[FeatureSpec]) -> str:
+    """What a rep calls a group: "Pricing page views", "Contact seniority", "Company size (employees)"."""
+    if source in TITLES:
+        return TITLES[source]
+    if specs and specs[0].role == "intent" and specs[0].name.startswith("evt_"):
+        return _plural(source.replace("_", " ")).capitalize()
+    return specs[0].label if len(specs) == 1 else source.replace("_", " ").capitalize()
+
+
+def _plural(event: str) -> str:
+    """"pricing page view" -> "pricing page views", "webinar attended" -> "webinars attended"."""
+    words = event.split()
+    if len(words) > 1 and words[-1].endswith("ed"):
+        return " ".join([words[0] + "s", *words[1:]])
+    return event + ("es" if event.endswith(("s", "sh", "ch")) else "s")
+
+
+def _number(value: float, *, percent: bool = False, signed: bool = False) -> str:
+    if percent:
+        return f"{value:.0%}"
+    if signed and value > 0:
+        return "+" + _number(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def word(spec: FeatureSpec, value: Any, *, group: str, templates: tuple[Template, ...] | list[Template]) -> str:
+    """One sentence for one feature's value, from its template (or from its label: never its column name)."""
+    template = _template_for(spec.name, templates)
+    missing = value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+    event = spec.source.replace("_", " ")
+    if template is not None and template.never and not missing and spec.kind == "numeric" \
+            and float(value) >= NO_ACTIVITY_DAYS:
+        return template.never.format(group=group, group_lower=group.lower(), label=spec.label, event=event)
+    if missing:
+        shown = "unknown"
+    elif spec.kind == "numeric":
+        key = _number(float(value))
+        shown = template.values.get(key, _number(float(value), percent=template.format == "percent",
+                                                 signed=template.format == "signed")) if template else key
+    else:
+        text = str(value)
+        shown = template.values.get(text, text.replace("_", " ")) if template else text.replace("_", " ")
+    pattern = template.text if template else "{label}: {value}"
+    return pattern.format(value=shown, group=group, group_lower=group.lower(), label=spec.label, event=event)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Features grouped by source: names and titles of the groups, and each feature's group."""
+
+    sources: list[str]
+    titles: list[str]
+    members: list[list[int]]   # feature positions per group
+    actionable: np.ndarray     # per group: every feature of it is intent or qualification
+
+    @classmethod
+    def of(cls, specs: list[FeatureSpec]) -> Groups:
+        sources: list[str] = []
+        members: list[list[int]] = []
+        for j, spec in enumerate(specs):
+            if spec.source not in sources:
+                sources.append(spec.source)
+                members.append([])
+            members[sources.index(spec.source)].append(j)
+        titles = [group_title(s, [specs[j] for j in m]) for s, m in zip(sources, members, strict=True)]
+        actionable = np.array([all(specs[j].role in ACTIONABLE_ROLES for j in m) for m in members])
+        return cls(sources=sources, titles=titles, members=members, actionable=actionable)
+
+    def sum(self, phi: np.ndarray) -> np.ndarray:
+        """Per lead, the contribution of each group: the sum over its features (rows x groups)."""
+        return np.column_stack([phi[:, m].sum(axis=1) for m in self.members]) if self.members \
+            else np.zeros((len(phi), 0))
+
+
+def reasons(x: pd.DataFrame, phi: np.ndarray, specs: list[FeatureSpec], *, k: int, min_contribution: float,
+            templates: tuple[Template, ...] | list[Template] | None = None) -> tuple[list[list[dict[str, Any]]],
+                                                                                  list[list[dict[str, Any]]]]:
+    """Per lead: up to ``k`` worded reasons for (positive) and against (negative), largest first.
+    Groups whose contribution is below ``min_contribution`` (log-odds) in size are left out."""
+    templates = templates if templates is not None else default_templates()
+    groups = Groups.of(specs)
+    contribution = groups.sum(phi)
+    values = x.to_numpy(dtype=object)
+    out_for: list[list[dict[str, Any]]] = []
+    out_against: list[list[dict[str, Any]]] = []
+    for i in range(len(x)):
+        row = contribution[i]
+        order = np.argsort(-row, kind="stable")
+        picked_for = [g for g in order if row[g] >= min_contribution][:k]
+        picked_against = [g for g in order[::-1] if row[g] <= -min_contribution][:k]
+        worded = []
+        for picked in (picked_for, picked_against):
+            items = []
+            for g in picked:
+                members = groups.members[g]
+                lead = members[int(np.argmax(np.abs(phi[i, members])))]
+                text = word(specs[lead], values[i, lead], group=groups.titles[g], templates=templates)
+                items.append({"text": text, "group": groups.titles[g], "contribution": round(float(row[g]), 4)})
+            worded.append(items)
+        out_for.append(worded[0])
+        out_against.append(worded[1])
+    return out_for, out_against
+
+
+def typical_won_values(x: pd.DataFrame, y: np.ndarray, specs: list[FeatureSpec]) -> dict[str, Any]:
+    """Per feature, a value typical of won deals (from the training rows): the most common category;
+    for a number, the median over won deals that show it (not 0, not "never"), else over all won."""
+    won = x[y == 1]
+    out: dict[str, Any] = {}
+    for spec in specs:
+        column = won[spec.name]
+        if spec.kind == "categorical":
+            counts = column.dropna().astype(str).value_counts()
+            out[spec.name] = str(counts.index[0]) if len(counts) else None
+            continue
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+        values = values[~np.isnan(values)]
+        shown = values[(values != 0) & (values < NO_ACTIVITY_DAYS)]
+        pool = shown if len(shown) else values
+        out[spec.name] = float(np.median(pool)) if len(pool) else None
+    return out
+
+
+def lead_card(row: pd.Series) -> Any:
+    """A rich renderable of one scored lead (a row of scores.parquet): what `leadscore explain` prints."""
+    import json
+
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    def items(column: str) -> list[dict[str, Any]]:
+        value = row.get(column)
+        return json.loads(value) if isinstance(value, str) and value else []
+
+    head = Text()
+    head.append(f"Score {row['score']}  Grade {row['grade']}", style="bold")
+    head.append(f"   (probability {float(row['probability']):.0%})   next step: ")
+    head.append(str(row.get("next_step", "")).replace("_", " "), style="bold")
+    rule = Text(f"because {row.get('next_step_rule', '')}", style="dim")
+    reasons_table = Table(show_header=True, box=None, pad_edge=False)
+    reasons_table.add_column("", width=2)
+    reasons_table.add_column("Reason")
+    reasons_table.add_column("Effect", justify="right")
+    for sign, column, style in (("+", "reasons_for", "green"), ("-", "reasons_against", "red")):
+        for item in items(column):
+            bar = "#" * max(1, min(20, round(abs(float(item["contribution"])) * 20)))
+            reasons_table.add_row(Text(sign, style=style), Text(item["text"]), Text(bar, style=style))
+    checks = Table(show_header=True, box=None, pad_edge=False)
+    checks.add_column("Criterion")
+    checks.add_column("Status")
+    checks.add_column("Why")
+    marks = {"met": ("met", "green"), "not_met": ("not met", "red"), "unknown": ("unknown", "yellow")}
+    for item in items("checklist"):
+        word_, style = marks.get(item["status"], (item["status"], ""))
+        checks.add_row(Text(item["label"]), Text(word_, style=style), Text(item.get("reason") or ""))
+    raise_lines = [Text("- " + item["text"]) for item in items("what_would_raise_detail")]
+    footer = Text(f"model {row.get('model_version')} (registry version {row.get('registry_version') or 'none'}, "
+                  f"{row.get('model_status')}); as of {row.get('as_of')}; scored {row.get('scored_at')}", style="dim")
+    parts: list[Any] = [head, rule, Text(""), Text("Why this score", style="bold"), reasons_table]
+    if raise_lines:
+        parts += [Text(""), Text("What would raise it", style="bold"), *raise_lines]
+    if checks.row_count:
+        parts += [Text(""), Text("Qualification checklist", style="bold"), checks]
+    if row.get("model_status") == "unpromoted":
+        parts += [Text(""), Text("Warning: this score comes from a model that did not pass the quality gates.",
+                                 style="bold red")]
+    parts += [Text(""), footer]
+    return Panel(Group(*parts), title=f"Lead {row['record_id']}", expand=False)
