@@ -117,7 +117,7 @@ def _show(value: Any) -> str:
         return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
     if isinstance(value, list):
         return ", ".join(_show(v) for v in value)
-    return str(value)
+    return str(value).replace("_", " ")  # coded values as words: "c_level" -> "c level", never an identifier
 
 
 def evaluate_condition(cond: Condition, column: pd.Series | None) -> pd.Series:

@@ -54,7 +54,8 @@ def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
     reasons = scores.filter(regex=r"^reason_(for|against)_\d$").fillna("")
     assert (reasons != "").any(axis=1).all()
     names = [n for n in features.columns if "_" in n]
-    texts = [t for t in reasons.to_numpy().ravel() if t]
+    checklist = scores.filter(regex=r"_reason$").fillna("")
+    texts = [t for t in [*reasons.to_numpy().ravel(), *checklist.to_numpy().ravel()] if t]
     assert not [t for t in texts if re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", t) or any(n in t for n in names)]
     board = (project / "data/scores/lead_board.html").read_text(encoding="utf-8")
     assert board.count("<tr data-record-id=") == len(scores) and not re.search(r"(src|href)=\"https?:", board)
