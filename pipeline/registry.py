@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,12 +117,12 @@ def rollback(settings: Settings, to_version: str | None = None) -> tuple[Version
     return target, current
 
 
-def download(settings: Settings, version: Version, dest: Path | None = None) -> Path:
-    """The version's model.txt and model_meta.json in a folder (a new temporary one by default)."""
+def download(settings: Settings, version: Version, dest: Path) -> Path:
+    """The version's model.txt and model_meta.json, fetched into ``dest``; returns ``dest``."""
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # two small files: no bars in logs
-    folder = dest or Path(tempfile.mkdtemp(prefix=f"leadscore-v{version.version}-"))
+    folder = dest
     folder.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, MODEL_META_FILE):
         try:

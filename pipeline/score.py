@@ -112,12 +112,15 @@ def checklist(rows: pd.DataFrame, specs: list[FeatureSpec]) -> list[list[dict[st
     criteria = [(s.name, s.label.split(": ", 1)[-1]) for s in specs if s.name.startswith("fw_")]
     criteria += [(c, c[3:].replace("_", " ").capitalize()) for c in rows.columns
                  if c.startswith("fw_") and not c.endswith("_reason") and c not in {n for n, _ in criteria}]
-    out = []
-    for _, row in rows.iterrows():
-        out.append([{"criterion": name[3:], "label": label, "status": str(row[name]),
-                     "reason": None if pd.isna(row.get(f"{name}_reason")) else str(row.get(f"{name}_reason"))}
-                    for name, label in criteria if name in rows.columns])
-    return out
+    columns = []
+    for name, label in criteria:
+        if name not in rows.columns:
+            continue
+        reason = rows.get(f"{name}_reason")
+        columns.append((name[3:], label, rows[name].astype(str).tolist(),
+                        [None] * len(rows) if reason is None else [None if pd.isna(r) else str(r) for r in reason]))
+    return [[{"criterion": key, "label": label, "status": status[i], "reason": reason[i]}
+             for key, label, status, reason in columns] for i in range(len(rows))]
 
 
 def next_step(score: int, points: float, n_criteria: int, routing: RoutingParams) -> tuple[str, str]:
