@@ -324,6 +324,7 @@ class ScoreParams(_Section):
     top_reasons: int = Field(3, ge=1, le=20)
     min_contribution: float = Field(0.05, ge=0)
     templates: Path | None = None
+    board_max_leads: int = Field(2000, ge=1)
     grade_bands: list[float] = Field(default_factory=lambda: [75.0, 50.0, 25.0])
     routing: RoutingParams = Field(default_factory=RoutingParams)
 

@@ -224,10 +224,14 @@ def run(settings: Settings) -> pd.DataFrame:
     scores = score_frame(model, open_rows, params=settings.score, scored_at=scored_at, model_status=status)
     scores = scores.sort_values(["score", "record_id"], ascending=[False, True], kind="stable")
     csv_path, _ = write_scores(scores, settings.paths.scores)
-    board = render_board(scores.assign(what_would_raise=scores["what_would_raise_detail"]),
-                         settings.paths.scores / LEAD_BOARD, title="Lead board",
-                         notes=[f"Model {model.version} ({status}); grades: A >= {settings.score.grade_bands[0]:g}, "
-                                f"B >= {settings.score.grade_bands[1]:g}, C >= {settings.score.grade_bands[2]:g}"])
+    shown = scores.head(settings.score.board_max_leads)  # sorted by score: the board lists the best leads
+    notes = [f"Model {model.version} ({status}); grades: A >= {settings.score.grade_bands[0]:g}, "
+             f"B >= {settings.score.grade_bands[1]:g}, C >= {settings.score.grade_bands[2]:g}"]
+    if len(shown) < len(scores):
+        notes.append(f"Showing the {len(shown):,} highest-scored of {len(scores):,} leads (score.board_max_leads); "
+                     f"every lead is in {csv_path.name}.")
+    board = render_board(shown.assign(what_would_raise=shown["what_would_raise_detail"]),
+                         settings.paths.scores / LEAD_BOARD, title="Lead board", notes=notes)
     log.info("lead board: %s", board)
     counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
     log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,

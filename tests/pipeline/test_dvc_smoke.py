@@ -114,3 +114,17 @@ def test_explain_prints_a_card_and_names_an_unknown_id(project: Path) -> None:
     unknown = _run([leadscore, "explain", "NO-SUCH-LEAD"], project)
     assert unknown.returncode == 3
     assert "no scored lead has id 'NO-SUCH-LEAD'" in unknown.stderr and "ids look like" in unknown.stderr
+
+
+def test_the_lead_board_lists_at_most_board_max_leads(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["score"]["board_max_leads"] = 10
+    params["paths"]["scores"] = "capped_scores"  # beside the DVC outputs, which stay untouched
+    (project / "capped.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    done = _run([leadscore, "score", "--params", "capped.yaml"], project)
+    assert done.returncode == 0, done.stderr
+    scores = pd.read_csv(project / "capped_scores/scores.csv")
+    board = (project / "capped_scores/lead_board.html").read_text(encoding="utf-8")
+    assert len(scores) > 10 and board.count("<tr data-record-id=") == 10
+    assert f"Showing the 10 highest-scored of {len(scores):,} leads" in board
