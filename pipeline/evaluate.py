@@ -137,10 +137,11 @@ def evaluate(model: LoadedModel, test: pd.DataFrame, *, params: EvaluateParams, 
     y = test["label"].to_numpy(dtype=int)
     raw = model.raw_proba(test)
     p = model.calibration.apply(raw)
-    auc = float(roc_auc_score(y, p))
+    found = figures(y, p, params=params)
+    auc = found["roc_auc"]
     low, high = bootstrap_auc(y, p, rounds=params.bootstrap_rounds, confidence=params.confidence, seed=seed)
     metrics: dict[str, Any] = {"roc_auc": auc, "roc_auc_ci_low": low, "roc_auc_ci_high": high,
-                               **{k: v for k, v in figures(y, p, params=params).items() if k != "roc_auc"}}
+                               **{k: v for k, v in found.items() if k != "roc_auc"}}
     metrics["ece_before_calibration"] = expected_calibration_error(y, raw, bins=params.calibration_bins)
     metrics["brier_before_calibration"] = float(brier_score_loss(y, raw))
     metrics["base_rate"] = float(y.mean())

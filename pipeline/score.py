@@ -63,18 +63,19 @@ def score_of(model: LoadedModel, x: pd.DataFrame) -> np.ndarray:
     return np.rint(model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) * 100).astype(int)
 
 
-def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, *, top: int, min_contribution: float,
+def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, before: np.ndarray, *, top: int,
+                     min_contribution: float,
                      templates: tuple[Template, ...] | list[Template]) -> list[list[dict[str, Any]]]:
     """Per lead, for its ``top`` most negative actionable factors (intent and qualification, never
     firmographics): the score it gets when that factor is set to a value typical of won deals, by
-    re-scoring the modified lead. Listed only when the score would rise."""
+    re-scoring the modified lead (``before``: the leads' scores as they are). Listed only when the
+    score would rise."""
     typical = model.meta.get("typical_won") or {}
     out: list[list[dict[str, Any]]] = [[] for _ in range(len(x))]
     if not typical or not len(x):
         return out
     groups = Groups.of(model.specs)
     contribution = groups.sum(phi)
-    before = score_of(model, x)
     candidates: dict[int, list[int]] = {}
     for i in range(len(x)):
         negative = [g for g in np.argsort(contribution[i], kind="stable")
@@ -147,7 +148,7 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
     templates = load_templates(params.templates) if params.templates else default_templates()
     reasons_for, reasons_against = reasons(x, phi, model.specs, k=params.top_reasons,
                                            min_contribution=params.min_contribution, templates=templates)
-    raise_by = what_would_raise(model, x, phi, top=2, min_contribution=params.min_contribution,
+    raise_by = what_would_raise(model, x, phi, score, top=2, min_contribution=params.min_contribution,
                                 templates=templates)
     checks = checklist(rows, model.specs)
     points = pd.to_numeric(rows["framework_points"], errors="coerce").to_numpy(dtype=float) \
