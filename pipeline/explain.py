@@ -11,6 +11,7 @@ the feature in the group that moved the score most, with that feature's actual v
 from __future__ import annotations
 
 import fnmatch
+import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -149,34 +150,126 @@ class Groups:
             else np.zeros((len(phi), 0))
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """Up to ``k`` reasons per lead, as slots (rows x k): the group (-1: none), the worded text ("" if
+    none) and the group's contribution (log-odds, rounded to 4 places). Filled slots come first."""
+
+    group: np.ndarray
+    text: np.ndarray
+    contribution: np.ndarray
+
+    def items(self, titles: list[str]) -> list[list[dict[str, Any]]]:
+        """Per lead, the reasons as dicts: text, group title and contribution."""
+        return [[{"text": self.text[i, s], "group": titles[g], "contribution": float(self.contribution[i, s])}
+                 for s, g in enumerate(self.group[i]) if g >= 0] for i in range(len(self.group))]
+
+    def json(self, titles: list[str]) -> np.ndarray:
+        """:meth:`items` as one JSON array per lead, built column-wise."""
+        parts = []
+        for s in range(self.group.shape[1]):
+            present = self.group[:, s] >= 0
+            group = np.asarray([*titles, ""], dtype=object)[self.group[:, s]]
+            parts.append((present, join_strings('{"text": ', json_strings(self.text[:, s]), ', "group": ',
+                                         json_strings(group), ', "contribution": ',
+                                         self.contribution[:, s].astype(str).astype(object), "}")))
+        return json_arrays(parts, len(self.group))
+
+
+def join_strings(*pieces: Any) -> np.ndarray:
+    """Element-wise concatenation of strings and object arrays of strings."""
+    out: Any = pieces[0]
+    for piece in pieces[1:]:
+        out = out + piece
+    return np.asarray(out, dtype=object)
+
+
+def json_strings(values: np.ndarray) -> np.ndarray:
+    """Each value as a JSON string literal (None/NaN as null), escaping every distinct value once."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    escaped = np.array([json.dumps(str(u)) for u in uniques] + ["null"], dtype=object)
+    return escaped[codes]
+
+
+def json_arrays(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """Per row, ``[item, item, ...]`` from (present, item) columns whose filled slots come first."""
+    body = np.full(n, "", dtype=object)
+    for s, (present, item) in enumerate(parts):
+        piece = item if s == 0 else ", " + item
+        body = np.where(present, body + piece, body)
+    return "[" + body + "]"
+
+
+class Wording:
+    """Words one feature's values for many leads at once: each distinct value is worded once."""
+
+    def __init__(self, specs: list[FeatureSpec], templates: tuple[Template, ...] | list[Template]) -> None:
+        self.specs = specs
+        self.templates = templates
+
+    def column(self, x: pd.DataFrame, j: int, rows: np.ndarray, *, group: str) -> np.ndarray:
+        """The sentence for feature ``j`` of ``x`` (the model matrix) in each of ``rows``."""
+        spec, column = self.specs[j], x.iloc[:, j]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes = column.cat.codes.to_numpy()[rows]
+            uniques, inverse = np.unique(codes, return_inverse=True)
+            categories = column.cat.categories
+            values: list[Any] = [categories[c] if c >= 0 else None for c in uniques]
+        else:
+            numbers = column.to_numpy(dtype=float)[rows]
+            uniques, inverse = np.unique(numbers, return_inverse=True)
+            values = [float(v) for v in uniques]
+        texts = [word(spec, v, group=group, templates=self.templates) for v in values]
+        return np.asarray(texts, dtype=object)[inverse.reshape(-1)]
+
+
+def lead_features(phi: np.ndarray, groups: Groups) -> np.ndarray:
+    """Per lead and group (rows x groups): the member feature that moved the score most."""
+    lead = np.zeros((len(phi), len(groups.members)), dtype=np.int64)
+    for g, members in enumerate(groups.members):
+        lead[:, g] = np.asarray(members)[np.argmax(np.abs(phi[:, members]), axis=1)]
+    return lead
+
+
+def rank_reasons(x: pd.DataFrame, phi: np.ndarray, specs: list[FeatureSpec], *, k: int, min_contribution: float,
+                 templates: tuple[Template, ...] | list[Template] | None = None,
+                 groups: Groups | None = None) -> tuple[Ranked, Ranked]:
+    """Per lead: up to ``k`` worded reasons for (positive) and against (negative), largest first.
+    Groups whose contribution is below ``min_contribution`` (log-odds) in size are left out."""
+    groups = groups or Groups.of(specs)
+    wording = Wording(specs, templates if templates is not None else default_templates())
+    contribution = groups.sum(phi)
+    lead = lead_features(phi, groups)
+    order = np.argsort(-contribution, axis=1, kind="stable")
+    rows = np.arange(len(phi))
+    ranked = []
+    sides = ((order, contribution >= min_contribution), (order[:, ::-1], contribution <= -min_contribution))
+    for picked, keep in sides:
+        n_slots = min(k, picked.shape[1])
+        group = np.full((len(phi), k), -1, dtype=np.int64)
+        text = np.full((len(phi), k), "", dtype=object)
+        value = np.zeros((len(phi), k))
+        for s in range(n_slots):
+            g = picked[:, s]
+            ok = keep[rows, g]
+            group[ok, s] = g[ok]
+            value[ok, s] = np.round(contribution[rows[ok], g[ok]], 4)
+            feature = lead[rows, g]
+            for j in np.unique(feature[ok]):
+                at = rows[ok & (feature == j)]
+                text[at, s] = wording.column(x, int(j), at, group=groups.titles[int(g[at[0]])])
+        ranked.append(Ranked(group=group, text=text, contribution=value))
+    return ranked[0], ranked[1]
+
+
 def reasons(x: pd.DataFrame, phi: np.ndarray, specs: list[FeatureSpec], *, k: int, min_contribution: float,
             templates: tuple[Template, ...] | list[Template] | None = None) -> tuple[list[list[dict[str, Any]]],
                                                                                   list[list[dict[str, Any]]]]:
-    """Per lead: up to ``k`` worded reasons for (positive) and against (negative), largest first.
-    Groups whose contribution is below ``min_contribution`` (log-odds) in size are left out."""
-    templates = templates if templates is not None else default_templates()
+    """:func:`rank_reasons` as per-lead lists of dicts (text, group title, contribution)."""
     groups = Groups.of(specs)
-    contribution = groups.sum(phi)
-    values = x.to_numpy(dtype=object)
-    out_for: list[list[dict[str, Any]]] = []
-    out_against: list[list[dict[str, Any]]] = []
-    for i in range(len(x)):
-        row = contribution[i]
-        order = np.argsort(-row, kind="stable")
-        picked_for = [g for g in order if row[g] >= min_contribution][:k]
-        picked_against = [g for g in order[::-1] if row[g] <= -min_contribution][:k]
-        worded = []
-        for picked in (picked_for, picked_against):
-            items = []
-            for g in picked:
-                members = groups.members[g]
-                lead = members[int(np.argmax(np.abs(phi[i, members])))]
-                text = word(specs[lead], values[i, lead], group=groups.titles[g], templates=templates)
-                items.append({"text": text, "group": groups.titles[g], "contribution": round(float(row[g]), 4)})
-            worded.append(items)
-        out_for.append(worded[0])
-        out_against.append(worded[1])
-    return out_for, out_against
+    reasons_for, against = rank_reasons(x, phi, specs, k=k, min_contribution=min_contribution, templates=templates,
+                                        groups=groups)
+    return reasons_for.items(groups.titles), against.items(groups.titles)
 
 
 def typical_won_values(x: pd.DataFrame, y: np.ndarray, specs: list[FeatureSpec]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,18 @@ from pipeline import registry
 from pipeline.board import render_board
 from pipeline.config import RoutingParams, ScoreParams, Settings
 from pipeline.errors import ModelError
-from pipeline.explain import Groups, Template, default_templates, load_templates, reasons, word
+from pipeline.explain import (
+    Groups,
+    Template,
+    default_templates,
+    join_strings,
+    json_arrays,
+    json_strings,
+    lead_features,
+    load_templates,
+    rank_reasons,
+    word,
+)
 from pipeline.features import read_feature_set
 from pipeline.features.spec import FeatureSpec
 from pipeline.io import atomic_path
@@ -64,52 +74,66 @@ def score_of(model: LoadedModel, x: pd.DataFrame) -> np.ndarray:
 
 
 def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, before: np.ndarray, *, top: int,
-                     min_contribution: float,
-                     templates: tuple[Template, ...] | list[Template]) -> list[list[dict[str, Any]]]:
+                     min_contribution: float, templates: tuple[Template, ...] | list[Template],
+                     groups: Groups | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per lead, for its ``top`` most negative actionable factors (intent and qualification, never
     firmographics): the score it gets when that factor is set to a value typical of won deals, by
     re-scoring the modified lead (``before``: the leads' scores as they are). Listed only when the
-    score would rise."""
+    score would rise, biggest rise first. Returns the "; "-joined texts and the JSON detail per lead."""
+    n = len(x)
     typical = model.meta.get("typical_won") or {}
-    out: list[list[dict[str, Any]]] = [[] for _ in range(len(x))]
-    if not typical or not len(x):
-        return out
-    groups = Groups.of(model.specs)
+    groups = groups or Groups.of(model.specs)
+    if not typical or not n:
+        return np.full(n, "", dtype=object), np.full(n, "[]", dtype=object)
     contribution = groups.sum(phi)
-    candidates: dict[int, list[int]] = {}
-    for i in range(len(x)):
-        negative = [g for g in np.argsort(contribution[i], kind="stable")
-                    if groups.actionable[g] and contribution[i, g] <= -min_contribution][:top]
-        for g in negative:
-            candidates.setdefault(int(g), []).append(i)
-    for g, rows in candidates.items():
-        members = groups.members[g]
-        if any(typical.get(model.specs[j].name) is None for j in members):
-            continue
-        changed = x.iloc[rows].copy()
-        for j in members:
+    usable = np.array([all(typical.get(model.specs[j].name) is not None for j in m) for m in groups.members])
+    negative = np.where(groups.actionable & usable & (contribution <= -min_contribution), contribution, np.inf)
+    picks = np.argsort(negative, axis=1, kind="stable")[:, :top]
+    rows = np.arange(n)
+    valid = np.isfinite(negative[rows[:, None], picks])
+    # Ties in the rise keep the order in which groups first come up, lead by lead.
+    first_seen = pd.unique(picks[valid].ravel())
+    rank = np.full(len(groups.members), len(first_seen), dtype=np.int64)
+    rank[first_seen] = np.arange(len(first_seen))
+    after = np.full(picks.shape, -1, dtype=np.int64)
+    text = np.full(picks.shape, "", dtype=object)
+    lead = lead_features(phi, groups)
+    for g in first_seen:
+        at_row, at_slot = np.nonzero(valid & (picks == g))
+        changed = x.iloc[at_row].copy()
+        for j in groups.members[g]:
             spec = model.specs[j]
             if spec.kind == "categorical":
-                changed[spec.name] = pd.Categorical([typical[spec.name]] * len(rows),
+                changed[spec.name] = pd.Categorical([typical[spec.name]] * len(at_row),
                                                     categories=changed[spec.name].cat.categories)
             else:
                 changed[spec.name] = float(typical[spec.name])
-        after = score_of(model, changed)
-        for r, new in zip(rows, after, strict=True):
-            if new > before[r]:
-                lead = members[int(np.argmax(np.abs(phi[r, members])))]
-                like = word(model.specs[lead], typical[model.specs[lead].name], group=groups.titles[g],
-                            templates=templates)
-                out[r].append({"text": f"{like} (as in a typical won deal) would raise the score from {before[r]} "
-                                       f"to {new}",
-                               "group": groups.titles[g], "from": int(before[r]), "to": int(new)})
-    for items in out:
-        items.sort(key=lambda item: item["from"] - item["to"])
-    return out
+        after[at_row, at_slot] = score_of(model, changed)
+        for j in np.unique(lead[at_row, g]):
+            spec = model.specs[int(j)]
+            like = word(spec, typical[spec.name], group=groups.titles[g], templates=templates)
+            text[at_row[lead[at_row, g] == j], at_slot[lead[at_row, g] == j]] = like
+    rises = valid & (after > before[:, None])
+    order = np.argsort(np.where(rises, -after * (len(rank) + 1) + rank[picks], np.iinfo(np.int64).max), axis=1,
+                       kind="stable")
+    picks, after, text, rises = (np.take_along_axis(a, order, axis=1) for a in (picks, after, text, rises))
+    before_text = before.astype(str).astype(object)
+    flat, parts = np.full(n, "", dtype=object), []
+    titles = np.asarray(groups.titles, dtype=object)
+    for s in range(picks.shape[1]):
+        after_text = after[:, s].astype(str).astype(object)
+        line = join_strings(text[:, s], " (as in a typical won deal) would raise the score from ", before_text, " to ",
+                     after_text)
+        flat = np.where(rises[:, s], np.where(flat == "", line, flat + "; " + line), flat)
+        parts.append((rises[:, s], join_strings('{"text": ', json_strings(line), ', "group": ',
+                                         json_strings(titles[picks[:, s]]), ', "from": ', before_text, ', "to": ',
+                                         after_text, "}")))
+    return flat, json_arrays(parts, n)
 
 
-def checklist(rows: pd.DataFrame, specs: list[FeatureSpec]) -> list[list[dict[str, Any]]]:
-    """Per lead, the qualification framework's criteria: status and the one-line reason with the value."""
+def checklist(rows: pd.DataFrame, specs: list[FeatureSpec]) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """The qualification framework's criteria, column-wise: key, label, each lead's status and the
+    one-line reason with the value (None where there is none)."""
     criteria = [(s.name, s.label.split(": ", 1)[-1]) for s in specs if s.name.startswith("fw_")]
     criteria += [(c, c[3:].replace("_", " ").capitalize()) for c in rows.columns
                  if c.startswith("fw_") and not c.endswith("_reason") and c not in {n for n, _ in criteria}]
@@ -118,70 +142,95 @@ def checklist(rows: pd.DataFrame, specs: list[FeatureSpec]) -> list[list[dict[st
         if name not in rows.columns:
             continue
         reason = rows.get(f"{name}_reason")
-        columns.append((name[3:], label, rows[name].astype(str).tolist(),
-                        [None] * len(rows) if reason is None else [None if pd.isna(r) else str(r) for r in reason]))
-    return [[{"criterion": key, "label": label, "status": status[i], "reason": reason[i]}
-             for key, label, status, reason in columns] for i in range(len(rows))]
+        status = rows[name].astype(str).to_numpy(dtype=object)
+        why = np.full(len(rows), None, dtype=object) if reason is None else \
+            reason.astype(object).where(reason.notna(), None).to_numpy(dtype=object)
+        columns.append((name[3:], label, status, why))
+    return columns
+
+
+def checklist_json(columns: list[tuple[str, str, np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """Per lead, the checklist as a JSON array of {criterion, label, status, reason}."""
+    parts = [(np.ones(n, dtype=bool),
+              join_strings(f'{{"criterion": {json.dumps(key)}, "label": {json.dumps(label)}, "status": ',
+                    json_strings(status), ', "reason": ', json_strings(why), "}"))
+             for key, label, status, why in columns]
+    return json_arrays(parts, n)
+
+
+def next_steps(score: np.ndarray, points: np.ndarray, n_criteria: int,
+               routing: RoutingParams) -> tuple[np.ndarray, np.ndarray]:
+    """sales_ready (SQL), nurture (MQL) or disqualify per lead, and the rule that fired, in plain words."""
+    score = np.asarray(score, dtype=np.int64)
+    met = np.nan_to_num(np.asarray(points, dtype=float), nan=0.0).astype(np.int64)
+    s, m = score.astype(str).astype(object), met.astype(str).astype(object)
+    ready = (score >= routing.sales_ready_min_score) & (met >= routing.sales_ready_min_criteria)
+    drop = ~ready & (score < routing.disqualify_below_score)
+    step = np.where(ready, "sales_ready", np.where(drop, "disqualify", "nurture")).astype(object)
+    rule = np.where(
+        ready, join_strings("score ", s, f" >= {routing.sales_ready_min_score} and ", m,
+                     f" of {n_criteria} qualification criteria met (>= {routing.sales_ready_min_criteria})"),
+        np.where(drop, join_strings("score ", s, f" < {routing.disqualify_below_score}"),
+                 join_strings(f"not sales-ready (needs score >= {routing.sales_ready_min_score} and "
+                       f">= {routing.sales_ready_min_criteria} criteria met; has ", s, " and ", m,
+                       f") and not below {routing.disqualify_below_score}")))
+    return step, rule.astype(object)
 
 
 def next_step(score: int, points: float, n_criteria: int, routing: RoutingParams) -> tuple[str, str]:
-    """sales_ready (SQL), nurture (MQL) or disqualify, and the rule that fired, in plain words."""
-    met = 0 if np.isnan(points) else int(points)
-    if score >= routing.sales_ready_min_score and met >= routing.sales_ready_min_criteria:
-        return "sales_ready", (f"score {score} >= {routing.sales_ready_min_score} and {met} of {n_criteria} "
-                               f"qualification criteria met (>= {routing.sales_ready_min_criteria})")
-    if score < routing.disqualify_below_score:
-        return "disqualify", f"score {score} < {routing.disqualify_below_score}"
-    return "nurture", (f"not sales-ready (needs score >= {routing.sales_ready_min_score} and "
-                       f">= {routing.sales_ready_min_criteria} criteria met; has {score} and {met}) "
-                       f"and not below {routing.disqualify_below_score}")
+    """:func:`next_steps` for one lead."""
+    step, rule = next_steps(np.array([score]), np.array([points]), n_criteria, routing)
+    return str(step[0]), str(rule[0])
 
 
 def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, scored_at: str,
-                model_status: str = "champion") -> pd.DataFrame:
+                model_status: str = "champion", detail: bool = True) -> pd.DataFrame:
     """Scores for ``rows`` (feature-matrix rows): one output row per input row, in the same order.
-    The probability is calibrated; the reasons explain the model's raw log-odds (exact SHAP)."""
+    The probability is calibrated; the reasons explain the model's raw log-odds (exact SHAP).
+    ``detail`` adds the JSON columns (reasons, what would raise it, checklist) for Parquet."""
     x = model.matrix(rows)
     probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float))
     phi, _ = contributions(model, x)
     score = np.rint(probability * 100).astype(int)
     templates = load_templates(params.templates) if params.templates else default_templates()
-    reasons_for, reasons_against = reasons(x, phi, model.specs, k=params.top_reasons,
-                                           min_contribution=params.min_contribution, templates=templates)
-    raise_by = what_would_raise(model, x, phi, score, top=2, min_contribution=params.min_contribution,
-                                templates=templates)
+    groups = Groups.of(model.specs)
+    reasons_for, reasons_against = rank_reasons(x, phi, model.specs, k=params.top_reasons,
+                                                min_contribution=params.min_contribution, templates=templates,
+                                                groups=groups)
+    raise_text, raise_detail = what_would_raise(model, x, phi, score, top=2, min_contribution=params.min_contribution,
+                                                templates=templates, groups=groups)
     checks = checklist(rows, model.specs)
     points = pd.to_numeric(rows["framework_points"], errors="coerce").to_numpy(dtype=float) \
         if "framework_points" in rows else np.full(len(rows), np.nan)
-    steps = [next_step(int(s), p, len(c), params.routing) for s, p, c in zip(score, points, checks, strict=True)]
-    out = pd.DataFrame({
+    step, rule = next_steps(score, points, len(checks), params.routing)
+    out = {
         "record_id": rows["record_id"].to_numpy(),
         "probability": np.round(probability, 6),
         "score": score,
         "grade": grade(score, params.grade_bands),
-        "next_step": [s for s, _ in steps],
-        "next_step_rule": [r for _, r in steps],
-    })
+        "next_step": step,
+        "next_step_rule": rule,
+    }
     for i in range(params.top_reasons):
-        out[f"reason_for_{i + 1}"] = [r[i]["text"] if i < len(r) else "" for r in reasons_for]
+        out[f"reason_for_{i + 1}"] = reasons_for.text[:, i]
     for i in range(params.top_reasons):
-        out[f"reason_against_{i + 1}"] = [r[i]["text"] if i < len(r) else "" for r in reasons_against]
-    out["what_would_raise"] = ["; ".join(item["text"] for item in r) for r in raise_by]
-    for item in (checks[0] if checks else []):
-        for part in ("status", "reason"):
-            out[f"{item['criterion']}_{part}"] = [
-                next((c[part] or "" for c in row if c["criterion"] == item["criterion"]), "") for row in checks]
-    out["as_of"] = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m-%d").to_numpy()
-    out["model_version"] = model.version
-    out["registry_version"] = pd.Series(model.meta.get("registry_version"), index=out.index, dtype="str")
-    out["model_status"] = model_status
-    out["scored_at"] = scored_at
-    # The structured detail, for the lead board and `leadscore explain` (Parquet only, not the CSV).
-    out["reasons_for"] = [json.dumps(r) for r in reasons_for]
-    out["reasons_against"] = [json.dumps(r) for r in reasons_against]
-    out["what_would_raise_detail"] = [json.dumps(r) for r in raise_by]
-    out["checklist"] = [json.dumps(c) for c in checks]
-    return out
+        out[f"reason_against_{i + 1}"] = reasons_against.text[:, i]
+    out["what_would_raise"] = raise_text
+    for key, _, status, why in checks:
+        out[f"{key}_status"] = status
+        out[f"{key}_reason"] = np.where(pd.isna(why), "", why)
+    frame = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
+    frame["as_of"] = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m-%d").to_numpy()
+    frame["model_version"] = model.version
+    frame["registry_version"] = pd.Series(model.meta.get("registry_version"), index=frame.index, dtype="str")
+    frame["model_status"] = model_status
+    frame["scored_at"] = scored_at
+    if detail:  # the structured detail, for the lead board and `leadscore explain` (Parquet only, not the CSV)
+        frame["reasons_for"] = reasons_for.json(groups.titles)
+        frame["reasons_against"] = reasons_against.json(groups.titles)
+        frame["what_would_raise_detail"] = raise_detail
+        frame["checklist"] = checklist_json(checks, len(rows))
+    return frame
 
 
 LEAD_BOARD = "lead_board.html"
