@@ -199,8 +199,19 @@ def _environment() -> Environment:
     )
 
 
+def drift_rows(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the board shows of a drift report (pipeline.drift): the score and each feature above watch."""
+    if not report or not report.get("rows"):
+        return None
+    items = [{"label": "Score", **report["score"]}] if report["score"].get("status") not in (None, "ok") else []
+    items += [{"label": f["label"] or f["name"], "psi": f["psi"], "status": f["status"]}
+              for f in report["features"] if f.get("status") not in (None, "ok")]
+    return {"rows": f"{report['rows']:,}", "watch": report["thresholds"]["watch"],
+            "act": report["thresholds"]["act"], "flagged": [{**i, "psi": f"{i['psi']:.3f}"} for i in items]}
+
+
 def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", generated_at: str | None = None,
-                      notes: list[str] | None = None) -> str:
+                      notes: list[str] | None = None, drift: dict[str, Any] | None = None) -> str:
     """The board as an HTML string. Without ``generated_at`` the newest ``scored_at`` stands in,
     so the same scores always give the same bytes (the file can be a DVC output)."""
     leads = board_leads(scores)
@@ -210,6 +221,7 @@ def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", genera
         title=title,
         generated_at=generated_at,
         notes=[note for note in notes or [] if note],
+        drift=drift_rows(drift),
         leads=leads,
         as_of=sorted({lead.as_of for lead in leads if lead.as_of}),
         unpromoted=any(lead.model_status == UNPROMOTED for lead in leads),
@@ -217,9 +229,9 @@ def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", genera
 
 
 def render_board(scores: pd.DataFrame, path: Path, *, title: str = "Lead board", generated_at: str | None = None,
-                 notes: list[str] | None = None) -> Path:
+                 notes: list[str] | None = None, drift: dict[str, Any] | None = None) -> Path:
     """Write the self-contained HTML board atomically (pipeline.io.atomic_path) and return its path."""
-    html = render_board_html(scores, title=title, generated_at=generated_at, notes=notes)
+    html = render_board_html(scores, title=title, generated_at=generated_at, notes=notes, drift=drift)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     log.info("wrote the lead board for %d leads to %s", len(scores), path)

@@ -40,6 +40,16 @@ STAGES = {
     "evaluate": "holdout metrics vs baselines, the gates, promote to champion or not, model card, plots",
     "score": "score every open deal with the champion: probability, score, grade, top reasons -> paths.scores",
 }
+SCORE_HELP = STAGES["score"] + """
+
+With --input and --output: score any feature matrix (CSV or Parquet) in chunks, with memory flat
+in the file's size, a progress bar on a terminal, and the output written atomically, in input
+order. Rows that cannot be scored go to <output>.quarantine.csv with their reason; the drift
+report (PSI per feature and of the score) to <output>.drift.json.
+
+  leadscore score --input data/features/features.parquet --output scores.parquet
+  leadscore score --input big.parquet --output scores.csv --engine dask --scheduler tcp://host:8786
+"""
 EXPLAIN_HELP = "print one scored lead's card: score, grade, reasons, what would raise it, checklist, next step"
 ROLLBACK_HELP = ("give the champion alias back to the previous champion (or to --to VERSION) in the MLflow "
                  "registry; then `dvc repro -f score` (or `leadscore score`) rescores with it")
@@ -61,7 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="params file to read (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in STAGES.items():
-        sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        if name != "score":
+            sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    score = sub.add_parser("score", parents=[common], help=STAGES["score"], description=SCORE_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    score.add_argument("--input", metavar="PATH", help="a feature matrix to score (CSV, Parquet, or a folder of "
+                       "Parquet files), streamed in chunks; without it, the DVC stage's open deals")
+    score.add_argument("--output", metavar="PATH", help="where to write the scores (.csv or .parquet), atomically")
+    score.add_argument("--model", metavar="VERSION", help="registry version number or alias, or a folder with "
+                       "model.txt and model_meta.json (default: the champion)")
+    score.add_argument("--no-explain", action="store_true",
+                       help="scores, grades, next steps and the checklist only: no reasons (skips SHAP)")
+    score.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: score.chunk_rows)")
+    score.add_argument("--engine", choices=("local", "dask"), default="local",
+                       help="local (one process, streaming) or dask (partitions on a Dask cluster)")
+    score.add_argument("--scheduler", metavar="ADDRESS", help="--engine dask: an existing scheduler, e.g. "
+                       "tcp://10.0.0.5:8786 (default: a LocalCluster on this machine)")
+    score.add_argument("--workers", type=int, metavar="N", help="--engine dask: LocalCluster workers (default 2)")
     sub.add_parser("run", parents=[common], help=RUN_HELP, description=RUN_HELP)
     explain = sub.add_parser("explain", parents=[common], help=EXPLAIN_HELP, description=EXPLAIN_HELP)
     explain.add_argument("lead_id", metavar="LEAD_ID", help="the record id, as in the scores file")
@@ -114,6 +140,37 @@ def _rollback(settings: Settings, to_version: str | None) -> None:
           f"(was version {old.version}, now kept as previous_champion). Rescore: dvc repro -f score")
 
 
+def _score(settings: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from pipeline.errors import ConfigError
+
+    if not (args.input and args.output):
+        raise ConfigError("score: --input and --output go together (without both, it is the DVC stage)")
+    if args.chunk_rows is not None and args.chunk_rows < 1:
+        raise ConfigError("score: --chunk-rows must be at least 1")
+    if args.no_explain:
+        settings = settings.model_copy(update={"score": settings.score.model_copy(update={"explain": False})})
+    if args.engine == "dask":
+        try:
+            from pipeline.dask_engine import score_dask
+        except ImportError as exc:
+            raise ConfigError(f"--engine dask needs dask and distributed ({exc}): "
+                              "pip install 'leadscore[dask]'") from exc
+
+        summary = score_dask(settings, input_path=Path(args.input), output_path=Path(args.output),
+                             model_name=args.model, scheduler=args.scheduler, workers=args.workers)
+    else:
+        from pipeline.score import score_file
+
+        summary = score_file(settings, input_path=Path(args.input), output_path=Path(args.output),
+                             model_name=args.model, chunk_rows=args.chunk_rows,
+                             progress=sys.stderr.isatty() and not args.quiet)
+    print(f"scored {summary.rows_out:,} of {summary.rows_in:,} rows -> {summary.output}"
+          + (f"; {summary.quarantined:,} quarantined -> {summary.quarantine_path}" if summary.quarantined else "")
+          + (f"; drift report -> {summary.drift_path}" if summary.drift_path else ""))
+
+
 def _run_all(settings: Settings) -> None:
     for name in STAGES:
         if name == "generate" and settings.source.kind != "synthetic":
@@ -142,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             _explain(load_settings(args.params), args.lead_id)
         elif args.command == "rollback":
             _rollback(load_settings(args.params), args.to)
+        elif args.command == "score" and (args.input or args.output or args.engine != "local" or args.no_explain):
+            _score(load_settings(args.params), args)
         else:
             settings = load_settings(args.params)
             _stage(args.command)(settings)

@@ -320,6 +320,20 @@ class RoutingParams(_Section):
     disqualify_below_score: int = Field(10, ge=0, le=100)
 
 
+class DriftParams(_Section):
+    """Population stability of each feature and of the score, scoring batch against training rows."""
+
+    bins: int = Field(10, ge=2, le=100)
+    watch: float = Field(0.1, gt=0)
+    act: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _act_above_watch(self) -> DriftParams:
+        if self.act <= self.watch:
+            raise ValueError("act must be above watch (PSI thresholds, e.g. watch 0.1, act 0.25)")
+        return self
+
+
 class ScoreParams(_Section):
     top_reasons: int = Field(3, ge=1, le=20)
     min_contribution: float = Field(0.05, ge=0)
@@ -327,6 +341,10 @@ class ScoreParams(_Section):
     board_max_leads: int = Field(2000, ge=1)
     grade_bands: list[float] = Field(default_factory=lambda: [75.0, 50.0, 25.0])
     routing: RoutingParams = Field(default_factory=RoutingParams)
+    chunk_rows: int = Field(100_000, ge=1)
+    explain: bool = True
+    shap: Literal["auto", "kernel", "pred_contrib"] = "auto"
+    drift: DriftParams = Field(default_factory=DriftParams)
 
     @model_validator(mode="after")
     def _bands_descending(self) -> ScoreParams:

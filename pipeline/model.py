@@ -7,6 +7,7 @@ columns are floats, whatever the input's dtypes.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from pipeline.calibration import Calibration
 from pipeline.errors import ModelError
 from pipeline.features import FeatureSet
 from pipeline.features.spec import FeatureSpec
-from pipeline.io import read_json, sha256_file
+from pipeline.io import read_json
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
 
 
@@ -55,6 +56,7 @@ class LoadedModel:
     specs: list[FeatureSpec]
     levels: dict[str, list[str]]
     meta: dict[str, Any]
+    text: bytes = b""  # model.txt as loaded: what is shipped to Dask workers
 
     @property
     def version(self) -> str:
@@ -87,16 +89,21 @@ def load_model(models_dir: Path) -> LoadedModel:
     for path in (model_path, meta_path):
         if not path.exists():
             raise ModelError(f"missing {path}; run `leadscore train` first")
-    meta = read_json(meta_path)
-    actual = sha256_file(model_path)
+    return model_from_bytes(model_path.read_bytes(), read_json(meta_path), where=str(model_path))
+
+
+def model_from_bytes(model_text: bytes, meta: dict[str, Any], *, where: str = "the model") -> LoadedModel:
+    """A model from its LightGBM text and metadata (as shipped to Dask workers), checked like
+    :func:`load_model`: the bytes' sha256 must be the metadata's, and so must the feature names."""
+    actual = hashlib.sha256(model_text).hexdigest()
     if meta.get("model_sha256") != actual:
-        raise ModelError(f"{model_path} does not match {meta_path} (sha256 {actual[:12]}, "
-                         f"metadata says {str(meta.get('model_sha256'))[:12]}); retrain or restore both files")
+        raise ModelError(f"{where} does not match its metadata (sha256 {actual[:12]}, metadata says "
+                         f"{str(meta.get('model_sha256'))[:12]}); retrain or restore both files")
     specs = [FeatureSpec(**s) for s in meta["features"]]
-    booster = lgb.Booster(model_file=str(model_path))
+    booster = lgb.Booster(model_str=model_text.decode("utf-8"))
     if booster.feature_name() != [s.name for s in specs]:
-        raise ModelError(f"{model_path} features differ from the metadata's feature spec")
-    return LoadedModel(booster=booster, specs=specs, levels=meta["category_levels"], meta=meta)
+        raise ModelError(f"{where}: its features differ from the metadata's feature spec")
+    return LoadedModel(booster=booster, specs=specs, levels=meta["category_levels"], meta=meta, text=model_text)
 
 
 def check_features_match(model: LoadedModel, features: FeatureSet) -> None:

@@ -66,6 +66,21 @@ def aliased(settings: Settings, alias: str = CHAMPION) -> Version | None:
     return _version(client, mv)
 
 
+def numbered(settings: Settings, version: str) -> Version:
+    """Registered version ``version`` (a number, or an alias such as champion); a clear error if none."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    name = settings.train.registered_model_name
+    try:
+        mv = client.get_model_version(name, version) if version.isdigit() else \
+            client.get_model_version_by_alias(name, version)
+    except MlflowException as exc:
+        raise ModelError(f"registered model {name!r} has no version or alias {version!r} "
+                         f"(at {mlflow_tracking_uri(settings)})") from exc
+    return _version(client, mv)
+
+
 def version_of(settings: Settings, model_sha256: str) -> Version | None:
     """The registered version of the model with these bytes (the newest, if registered twice)."""
     client = _client(settings)
@@ -104,12 +119,7 @@ def rollback(settings: Settings, to_version: str | None = None) -> tuple[Version
             raise ModelError(f"{name!r} has no {PREVIOUS}: only one model was ever promoted. "
                              "Name a version with --to (see the registry in `make mlflow-ui`)")
     else:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            target = _version(client, client.get_model_version(name, str(to_version)))
-        except MlflowException as exc:
-            raise ModelError(f"{name!r} has no version {to_version}") from exc
+        target = numbered(settings, to_version)
     if target.version == current.version:
         raise ModelError(f"version {target.version} is already the {CHAMPION}")
     client.set_registered_model_alias(name, CHAMPION, target.version)

@@ -15,16 +15,22 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline import registry
 from pipeline.board import render_board
-from pipeline.config import RoutingParams, ScoreParams, Settings
-from pipeline.errors import ModelError
+from pipeline.chunks import ChunkReader, ChunkWriter, table_format
+from pipeline.config import DriftParams, RoutingParams, ScoreParams, Settings
+from pipeline.drift import DriftCounter, drift_warning
+from pipeline.errors import DataError, ModelError
 from pipeline.explain import (
     Groups,
     Template,
@@ -39,7 +45,7 @@ from pipeline.explain import (
 )
 from pipeline.features import read_feature_set
 from pipeline.features.spec import FeatureSpec
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, write_json
 from pipeline.model import LoadedModel, check_features_match, load_model
 from pipeline.schema import MODEL_META_FILE, OUTCOME_OPEN, SCORES_CSV, SCORES_PARQUET
 
@@ -55,8 +61,11 @@ def grade(scores: np.ndarray, bands: list[float]) -> np.ndarray:
     return np.array(GRADES, dtype=object)[index]
 
 
-def contributions(model: LoadedModel, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def contributions(model: LoadedModel, x: pd.DataFrame, *,
+                  method: str = "pred_contrib") -> tuple[np.ndarray, np.ndarray]:
     """Exact SHAP values per feature and the base value, in log-odds, checked for additivity."""
+    if not len(x):
+        return np.zeros((0, len(model.specs))), np.zeros(0)
     raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=float)
     contrib = np.asarray(model.booster.predict(x, pred_contrib=True), dtype=float)
     phi, base = contrib[:, :-1], contrib[:, -1]
@@ -91,10 +100,7 @@ def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, befor
     picks = np.argsort(negative, axis=1, kind="stable")[:, :top]
     rows = np.arange(n)
     valid = np.isfinite(negative[rows[:, None], picks])
-    # Ties in the rise keep the order in which groups first come up, lead by lead.
     first_seen = pd.unique(picks[valid].ravel())
-    rank = np.full(len(groups.members), len(first_seen), dtype=np.int64)
-    rank[first_seen] = np.arange(len(first_seen))
     after = np.full(picks.shape, -1, dtype=np.int64)
     text = np.full(picks.shape, "", dtype=object)
     lead = lead_features(phi, groups)
@@ -114,8 +120,9 @@ def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, befor
             like = word(spec, typical[spec.name], group=groups.titles[g], templates=templates)
             text[at_row[lead[at_row, g] == j], at_slot[lead[at_row, g] == j]] = like
     rises = valid & (after > before[:, None])
-    order = np.argsort(np.where(rises, -after * (len(rank) + 1) + rank[picks], np.iinfo(np.int64).max), axis=1,
-                       kind="stable")
+    # Biggest rise first; a tie keeps the lead's own order (most negative factor first), so a lead's
+    # text never depends on which other leads share its batch.
+    order = np.argsort(np.where(rises, -after, np.iinfo(np.int64).max), axis=1, kind="stable")
     picks, after, text, rises = (np.take_along_axis(a, order, axis=1) for a in (picks, after, text, rises))
     before_text = before.astype(str).astype(object)
     flat, parts = np.full(n, "", dtype=object), []
@@ -187,10 +194,13 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
                 model_status: str = "champion", detail: bool = True) -> pd.DataFrame:
     """Scores for ``rows`` (feature-matrix rows): one output row per input row, in the same order.
     The probability is calibrated; the reasons explain the model's raw log-odds (exact SHAP).
-    ``detail`` adds the JSON columns (reasons, what would raise it, checklist) for Parquet."""
+    ``detail`` adds the JSON columns (reasons, what would raise it, checklist) for Parquet. With
+    ``params.explain`` off, the reason and what-would-raise columns stay empty (and SHAP is skipped)."""
     x = model.matrix(rows)
-    probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float))
-    phi, _ = contributions(model, x)
+    probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) if len(x) \
+        else np.zeros(0)
+    # Without explanations nothing moves the score: no reasons, nothing to re-score.
+    phi = contributions(model, x, method=params.shap)[0] if params.explain else np.zeros((len(x), len(model.specs)))
     score = np.rint(probability * 100).astype(int)
     templates = load_templates(params.templates) if params.templates else default_templates()
     groups = Groups.of(model.specs)
@@ -220,7 +230,9 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
         out[f"{key}_status"] = status
         out[f"{key}_reason"] = np.where(pd.isna(why), "", why)
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
-    frame["as_of"] = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m-%d").to_numpy()
+    as_of = pd.to_datetime(rows["as_of"], errors="coerce") if "as_of" in rows else \
+        pd.Series(pd.NaT, index=rows.index, dtype="datetime64[us]")
+    frame["as_of"] = as_of.dt.strftime("%Y-%m-%d").fillna("").to_numpy(dtype=object)
     frame["model_version"] = model.version
     frame["registry_version"] = pd.Series(model.meta.get("registry_version"), index=frame.index, dtype="str")
     frame["model_status"] = model_status
@@ -246,34 +258,219 @@ def write_scores(scores: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
-def scoring_model(settings: Settings) -> tuple[LoadedModel, str]:
-    """The champion and "champion"; with no champion yet, the trained model and "unpromoted"."""
+def scoring_model(settings: Settings, which: str | None = None) -> tuple[LoadedModel, str]:
+    """The model to score with, and its status for the model_status column.
+
+    ``which`` None: the champion ("champion"), or with no champion yet the trained model in
+    ``paths.models`` ("unpromoted"). A folder with model.txt and model_meta.json: that model
+    ("file"). A registry version number or alias: that version ("registry")."""
+    if which is not None:
+        if Path(which).is_dir():
+            return load_model(Path(which)), "file"
+        return _registered(settings, registry.numbered(settings, which)), "registry"
     champion = registry.aliased(settings)
     if champion is None:
         model = load_model(settings.paths.models)
         log.warning("no model has passed the gates yet (see %s): scoring with the unpromoted model %s; every "
                     "row is marked model_status=unpromoted", settings.paths.promotion, model.version)
         return model, "unpromoted"
+    return _registered(settings, champion), "champion"
+
+
+def _registered(settings: Settings, version: registry.Version) -> LoadedModel:
+    """A registered version's model: the local files if they are its bytes, else downloaded."""
     local = load_model(settings.paths.models) if (settings.paths.models / MODEL_META_FILE).exists() else None
-    if local is not None and local.meta.get("model_sha256") == champion.model_sha256:
+    if local is not None and local.meta.get("model_sha256") == version.model_sha256:
         model = local
     else:
-        with tempfile.TemporaryDirectory(prefix="leadscore-champion-") as tmp:
-            model = load_model(registry.download(settings, champion, Path(tmp)))
-    model.meta["registry_version"] = champion.version
-    return model, "champion"
+        with tempfile.TemporaryDirectory(prefix="leadscore-model-") as tmp:
+            model = load_model(registry.download(settings, version, Path(tmp)))
+    model.meta["registry_version"] = version.version
+    return model
+
+
+def input_columns(model: LoadedModel) -> list[str]:
+    """What scoring reads from a feature-matrix file: keys, the model's features, framework reasons."""
+    names = [s.name for s in model.specs]
+    reasons_ = [f"{n}_reason" for n in names if n.startswith("fw_")]
+    return list(dict.fromkeys(["record_id", "as_of", "framework_points", *names, *reasons_]))
+
+
+def check_input_columns(header: list[str], model: LoadedModel, path: Path) -> None:
+    """Fail fast, naming them, if the file lacks the id or a feature the model needs."""
+    missing = [c for c in ["record_id", *(s.name for s in model.specs)] if c not in header]
+    if missing:
+        shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        raise DataError(f"{path} lacks column(s) the model {model.version} needs: {shown}. Score a feature "
+                        "matrix built by `leadscore features` with the params the model was trained with")
+
+
+def quarantine_rows(chunk: pd.DataFrame, model: LoadedModel, *, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off rows that cannot be scored, each with its reason: no record id, or text in a
+    numeric feature (a number that would otherwise silently become "missing")."""
+    reason = pd.Series("", index=chunk.index, dtype=object)
+    ids = chunk["record_id"]
+    reason[ids.isna() | (ids.astype(str).str.strip() == "")] = "missing record_id"
+    for spec in model.specs:
+        column = chunk[spec.name]
+        if spec.kind != "numeric" or pd.api.types.is_numeric_dtype(column.dtype):
+            continue
+        text = column.astype(object).where(column.notna(), None)
+        parsed = pd.to_numeric(text, errors="coerce")
+        bad = parsed.isna() & text.notna() & (text.astype(str).str.strip() != "") & (reason == "")
+        if bad.any():
+            reason[bad] = [f"{spec.name}: {str(v)[:60]!r} is not a number" for v in text[bad]]
+    bad_rows = (reason != "").to_numpy()
+    if not bad_rows.any():
+        return chunk, pd.DataFrame(columns=["row", "record_id", "reason"])
+    quarantined = pd.DataFrame({"row": np.nonzero(bad_rows)[0] + first_row,
+                                "record_id": ids[bad_rows].astype(object).to_numpy(),
+                                "reason": reason[bad_rows].to_numpy()})
+    return chunk[~bad_rows], quarantined
+
+
+def score_chunk(model: LoadedModel, chunk: pd.DataFrame, *, params: ScoreParams, scored_at: str, model_status: str,
+                detail: bool, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter | None]:
+    """One chunk of a batch: its scores, its quarantined rows (``row`` counts from ``first_row``)
+    and its drift counts. The local and the Dask engine both score through this function."""
+    good, quarantined = quarantine_rows(chunk, model, first_row=first_row)
+    scores = score_frame(model, good, params=params, scored_at=scored_at, model_status=model_status, detail=detail)
+    reference = model.meta.get("drift_reference")
+    counter = None
+    if reference:
+        counter = DriftCounter(reference)
+        counter.add(good, scores["score"].to_numpy())
+    return scores, quarantined, counter
+
+
+def drift_report(counter: DriftCounter | None, params: DriftParams) -> dict[str, Any] | None:
+    """The PSI report, logged as a warning naming drifted features; None for a model without reference."""
+    if counter is None:
+        return None
+    report = counter.report(watch=params.watch, act=params.act)
+    warning = drift_warning(report)
+    if warning:
+        log.warning("%s", warning)
+    return report
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a `leadscore score --input` run did."""
+
+    output: Path
+    rows_in: int
+    rows_out: int
+    quarantined: int
+    quarantine_path: Path | None
+    drift_path: Path | None
+    model_version: str
+    model_status: str
+
+
+def side_path(output: Path, suffix: str) -> Path:
+    """``scores.csv`` -> ``scores.<suffix>``: where a batch's quarantine and drift files go."""
+    name = output.name.removesuffix(".gz")
+    return output.with_name(name.rsplit(".", 1)[0] + suffix)
+
+
+def score_file(settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None = None,
+               chunk_rows: int | None = None, progress: bool = False) -> BatchSummary:
+    """Score every row of a feature-matrix file (CSV or Parquet), ``chunk_rows`` at a time, into
+    ``output_path`` (CSV or Parquet, written atomically), in input order. Rows that cannot be scored
+    go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``."""
+    model, status = scoring_model(settings, model_name)
+    table_format(output_path)  # an unknown output type fails before any work
+    reader = ChunkReader(input_path, chunk_rows=chunk_rows or settings.score.chunk_rows,
+                         columns=input_columns(model))
+    check_input_columns(reader.header, model, input_path)
+    scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    detail = table_format(output_path) == "parquet"
+    counter: DriftCounter | None = None
+    quarantined: list[pd.DataFrame] = []
+    rows_in = 0
+    with ChunkWriter(output_path) as writer, progress_bar(reader.total_rows, enabled=progress) as advance:
+        for chunk in reader:
+            scores, bad, part = score_chunk(model, chunk, params=settings.score, scored_at=scored_at,
+                                            model_status=status, detail=detail, first_row=rows_in + 1)
+            writer.write(scores)
+            rows_in += len(chunk)
+            quarantined.append(bad)
+            counter = part if counter is None else counter.merge(part) if part is not None else counter
+            advance(len(chunk))
+        if rows_in == 0:
+            log.warning("%s has no rows: writing an empty %s", input_path, output_path.name)
+            writer.write(score_frame(model, pd.DataFrame(columns=input_columns(model)), params=settings.score,
+                                     scored_at=scored_at, model_status=status, detail=detail))
+    return finish_batch(settings, model=model, status=status, output_path=output_path, rows_in=rows_in,
+                   rows_out=writer.rows, quarantined=quarantined, counter=counter)
+
+
+def finish_batch(settings: Settings, *, model: LoadedModel, status: str, output_path: Path, rows_in: int, rows_out: int,
+            quarantined: list[pd.DataFrame], counter: DriftCounter | None) -> BatchSummary:
+    """Write the quarantine and drift files next to the output; check rows in = out + quarantined."""
+    bad = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
+    quarantine_path = side_path(output_path, ".quarantine.csv")
+    if len(bad):
+        with atomic_path(quarantine_path) as tmp:
+            bad.to_csv(tmp, index=False)
+        log.warning("%d row(s) could not be scored; each is in %s with its reason", len(bad), quarantine_path)
+    else:
+        quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
+    if rows_out + len(bad) != rows_in:
+        raise RuntimeError(f"rows in ({rows_in}) != rows scored ({rows_out}) + quarantined ({len(bad)})")
+    report = drift_report(counter, settings.score.drift)
+    drift_path = side_path(output_path, ".drift.json") if report is not None else None
+    if drift_path is not None:
+        write_json(drift_path, report)
+    log.info("scored %d of %d rows with the %s model %s -> %s", rows_out, rows_in, status, model.version,
+             output_path)
+    return BatchSummary(output=output_path, rows_in=rows_in, rows_out=rows_out, quarantined=len(bad),
+                        quarantine_path=quarantine_path if len(bad) else None, drift_path=drift_path,
+                        model_version=model.version, model_status=status)
+
+
+@contextmanager
+def progress_bar(total: int | None, *, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rows and rows/s progress bar on stderr when ``enabled`` (a terminal); a no-op otherwise."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
+
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), RowsPerSecond(),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task("score", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+DRIFT_REPORT = "drift.json"
 
 
 def run(settings: Settings) -> pd.DataFrame:
-    """The score stage: every open deal in the feature matrix, scored with the champion."""
+    """The score stage: every open deal in the feature matrix, scored with the champion, sorted by
+    score, plus the lead board and the drift report (``drift.json``) in ``paths.scores``."""
     model, status = scoring_model(settings)
     features = read_feature_set(settings.paths.features)
     check_features_match(model, features)
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
     scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    scores = score_frame(model, open_rows, params=settings.score, scored_at=scored_at, model_status=status)
+    scores, bad, counter = score_chunk(model, open_rows, params=settings.score, scored_at=scored_at,
+                                       model_status=status, detail=True, first_row=1)
+    if len(bad):  # the features stage writes clean rows: this is a bug upstream, not bad input
+        raise ModelError(f"{len(bad)} row(s) of {settings.paths.features} cannot be scored, e.g. "
+                         f"{bad['reason'].iloc[0]}; rebuild the features")
     scores = scores.sort_values(["score", "record_id"], ascending=[False, True], kind="stable")
     csv_path, _ = write_scores(scores, settings.paths.scores)
+    report = drift_report(counter, settings.score.drift)
+    if report is not None:
+        write_json(settings.paths.scores / DRIFT_REPORT, report)
     shown = scores.head(settings.score.board_max_leads)  # sorted by score: the board lists the best leads
     notes = [f"Model {model.version} ({status}); grades: A >= {settings.score.grade_bands[0]:g}, "
              f"B >= {settings.score.grade_bands[1]:g}, C >= {settings.score.grade_bands[2]:g}"]
@@ -281,7 +478,7 @@ def run(settings: Settings) -> pd.DataFrame:
         notes.append(f"Showing the {len(shown):,} highest-scored of {len(scores):,} leads (score.board_max_leads); "
                      f"every lead is in {csv_path.name}.")
     board = render_board(shown.assign(what_would_raise=shown["what_would_raise_detail"]),
-                         settings.paths.scores / LEAD_BOARD, title="Lead board", notes=notes)
+                         settings.paths.scores / LEAD_BOARD, title="Lead board", notes=notes, drift=report)
     log.info("lead board: %s", board)
     counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
     log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.calibration import fit_calibration
 from pipeline.config import GatesParams, Settings, TrainParams
+from pipeline.drift import reference_profile
 from pipeline.errors import ConfigError, DataError
 from pipeline.explain import typical_won_values
 from pipeline.features import FeatureSet, read_feature_set
@@ -94,9 +95,11 @@ def require_enough_outcomes(summary: dict[str, Any], gates: GatesParams) -> None
                           "train.test_fraction in params.yaml")
 
 
-def train(features: FeatureSet, *, params: TrainParams, seed: int, gates: GatesParams | None = None) -> TrainResult:
+def train(features: FeatureSet, *, params: TrainParams, seed: int, gates: GatesParams | None = None,
+          drift_bins: int = 10) -> TrainResult:
     """Fit LightGBM on the oldest closed deals, early-stopping on the next slice, then calibrate its
-    probabilities on that slice."""
+    probabilities on that slice. The metadata keeps the training rows' distribution of every feature
+    and of the score (``drift_bins`` bins each), for the drift report at scoring."""
     labeled = features.matrix[features.matrix["label"].notna()]
     split, method = split_rows(labeled, valid_fraction=params.valid_fraction, test_fraction=params.test_fraction,
                                seed=seed)
@@ -143,6 +146,9 @@ def train(features: FeatureSet, *, params: TrainParams, seed: int, gates: GatesP
         "tuning": tuning,
         "calibration": calibration.as_dict(),
         "typical_won": typical_won_values(x_train, y_train, features.specs),
+        "drift_reference": reference_profile(
+            x_train, features.specs, np.rint(calibration.apply(
+                np.asarray(booster.predict(x_train, num_iteration=best), dtype=float)) * 100), bins=drift_bins),
         "train_data_sha256": data_fingerprint(train_rows),
         "git_commit": git_commit(),
     }
@@ -223,7 +229,8 @@ def save_model(result: TrainResult, models_dir: Path) -> dict[str, Any]:
 def run(settings: Settings) -> dict[str, Any]:
     """The train stage: ``paths.features`` -> ``paths.models`` and an MLflow run."""
     features = read_feature_set(settings.paths.features)
-    result = train(features, params=settings.train, seed=settings.seed, gates=settings.gates)
+    result = train(features, params=settings.train, seed=settings.seed, gates=settings.gates,
+                   drift_bins=settings.score.drift.bins)
     result.meta["params_sha256"] = params_fingerprint(settings)
     meta = save_model(result, settings.paths.models)
     log.info("model %s written to %s", meta["model_version"], settings.paths.models)

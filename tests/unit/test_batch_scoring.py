@@ -1,0 +1,146 @@
+"""`leadscore score --input --output`: chunked streaming, the same rows as one batch, quarantine,
+atomic output, clear errors, and the drift report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import score as score_module
+from pipeline.cli import main
+from pipeline.errors import DataError
+from pipeline.model import load_model
+from pipeline.score import score_file, score_frame
+from pipeline.train import save_model
+
+SCORED_AT = "scored_at"
+
+
+@pytest.fixture(scope="module")
+def models_dir(small, small_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    save_model(small_model, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def open_rows(small) -> pd.DataFrame:
+    matrix = small.features.matrix
+    return matrix[matrix["outcome"] == "open"].reset_index(drop=True)
+
+
+def _score(small, models_dir: Path, source: Path, output: Path, **kwargs):
+    return score_file(small.settings, input_path=source, output_path=output, model_name=str(models_dir), **kwargs)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_chunked_scores_equal_one_batch_row_for_row(small, models_dir: Path, open_rows: pd.DataFrame, tmp_path: Path,
+                                                    fmt: str) -> None:
+    source = tmp_path / f"in.{fmt}"
+    open_rows.to_parquet(source) if fmt == "parquet" else open_rows.to_csv(source, index=False)
+    output = tmp_path / "out.parquet"
+    summary = _score(small, models_dir, source, output, chunk_rows=97)  # many chunks, the last one short
+    assert (summary.rows_in, summary.rows_out, summary.quarantined) == (len(open_rows), len(open_rows), 0)
+    got = pd.read_parquet(output)
+    whole = score_frame(load_model(models_dir), open_rows, params=small.settings.score, scored_at="x",
+                        model_status="file")
+    pd.testing.assert_frame_equal(got.drop(columns=SCORED_AT), whole.drop(columns=SCORED_AT), check_dtype=False)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_bad_rows_are_quarantined_with_their_reason(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                    tmp_path: Path) -> None:
+    rows = open_rows.head(50).astype({"employees": "object"})
+    rows.loc[3, "record_id"] = "  "
+    rows.loc[7, "employees"] = "about forty"
+    source, output = tmp_path / "in.csv", tmp_path / "scores.csv"
+    rows.to_csv(source, index=False)
+    summary = _score(small, models_dir, source, output, chunk_rows=20)
+    assert (summary.rows_in, summary.rows_out, summary.quarantined) == (50, 48, 2)
+    quarantined = pd.read_csv(tmp_path / "scores.quarantine.csv")
+    assert quarantined["row"].tolist() == [4, 8]  # 1-based data rows of the input
+    assert quarantined["reason"].tolist() == ["missing record_id", "employees: 'about forty' is not a number"]
+    assert len(pd.read_csv(output)) == 48
+
+
+def test_a_missing_feature_column_fails_fast_naming_it(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                       tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    open_rows.drop(columns=["employees"]).to_parquet(source)
+    with pytest.raises(DataError, match="lacks column.*employees"):
+        _score(small, models_dir, source, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_failure_midway_leaves_no_output_and_keeps_the_old_file(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                                  tmp_path: Path, monkeypatch) -> None:
+    source, output = tmp_path / "in.parquet", tmp_path / "out.csv"
+    open_rows.to_parquet(source)
+    output.write_text("yesterday's scores\n")
+    real = score_module.score_chunk
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker died")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(score_module, "score_chunk", failing)
+    with pytest.raises(RuntimeError, match="worker died"):
+        _score(small, models_dir, source, output, chunk_rows=50)
+    assert output.read_text() == "yesterday's scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.csv"]
+
+
+def test_an_empty_batch_gives_an_empty_file_with_the_header(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                            tmp_path: Path) -> None:
+    source, output = tmp_path / "in.csv", tmp_path / "out.csv"
+    open_rows.head(0).to_csv(source, index=False)
+    summary = _score(small, models_dir, source, output)
+    assert (summary.rows_in, summary.rows_out) == (0, 0)
+    header = output.read_text().splitlines()
+    assert len(header) == 1 and header[0].startswith('"record_id","probability","score"')
+
+
+def test_cli_exit_codes_tell_bad_input_from_a_missing_model(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                            tmp_path: Path, capsys) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(f"paths:\n  models: {tmp_path / 'no-models'}\n  mlflow_db: {tmp_path / 'mlflow.db'}\n")
+    source = tmp_path / "in.parquet"
+    open_rows.head(20).to_parquet(source)
+    out = str(tmp_path / "out.csv")
+    assert main(["score", "--params", str(params), "--input", str(tmp_path / "nope.csv"), "--output", out,
+                 "--model", str(models_dir)]) == 3
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["score", "--params", str(params), "--input", str(source), "--output", out]) == 4
+    assert "run `leadscore train` first" in capsys.readouterr().err
+    assert main(["score", "--params", str(params), "--input", str(source), "--output", out,
+                 "--model", str(models_dir)]) == 0
+    assert len(pd.read_csv(out)) == 20
+
+
+def test_drift_report_flags_a_shifted_feature_and_not_an_unshifted_batch(small, models_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    matrix = small.features.matrix
+    closed = matrix[matrix["outcome"] != "open"].reset_index(drop=True)
+    source = tmp_path / "same.parquet"
+    closed.to_parquet(source)  # the training population itself (and its holdout): nothing has moved
+    summary = _score(small, models_dir, source, tmp_path / "same.csv", chunk_rows=500)
+    report = json.loads(summary.drift_path.read_text())
+    assert report["rows"] == len(closed)
+    assert max(f["psi"] for f in report["features"]) < 0.1 and report["score"]["psi"] < 0.1
+    assert report["act"] == [] and report["drifted"] == []
+
+    shifted = closed.assign(employees=closed["employees"] * 8)
+    shifted.to_parquet(source)
+    summary = _score(small, models_dir, source, tmp_path / "shifted.csv", chunk_rows=500)
+    report = json.loads(summary.drift_path.read_text())
+    by_name = {f["name"]: f for f in report["features"]}
+    assert by_name["employees"]["psi"] > 0.25 and by_name["employees"]["status"] == "act"
+    assert "employees" in report["act"]
+    assert np.isfinite(report["score"]["psi"])
