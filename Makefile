@@ -1,16 +1,20 @@
 # Two commands on a fresh machine:
 #   make run    create .venv if missing, install, run the whole DVC pipeline
 #   make test   create .venv if missing, install, run ruff, mypy and pytest
-#   make bench  features stage vs a DuckDB reference on 1M synthetic leads (BENCH_ARGS="--leads 20000" for a quick one)
+#   make bench  every benchmark, one JSON line each: features (vs DuckDB), shap (vs pred_contrib),
+#               score, memory and dask (make bench-features BENCH_ARGS="--leads 20000", bench-score SCORE_BENCH_ARGS=--quick)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
+SHAP_BENCH_ARGS ?=
+SCORE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint typecheck pytest venv bench mlflow-ui clean browser test-browser
+.PHONY: run test lint typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui clean browser \
+	test-browser
 
 venv: $(STAMP)
 
@@ -48,8 +52,16 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: venv $(BENCH_STAMP)
+bench: bench-features bench-shap bench-score
+
+bench-features: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
+
+bench-shap: venv
+	$(BIN)/python benchmarks/shap_bench.py $(SHAP_BENCH_ARGS)
+
+bench-score: venv
+	$(BIN)/python benchmarks/score_bench.py $(SCORE_BENCH_ARGS)
 
 mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

@@ -28,16 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import run_child, self_peak_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT / "benchmarks" / ".data"
@@ -122,10 +122,6 @@ def _features_fingerprint() -> str:
 # ---------------------------------------------------------------- children (one fresh process each)
 
 
-def _self_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
 def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     """generate + ingest into the data set's folder, then stamp it with its parameters."""
     from pipeline import generate, ingest
@@ -152,13 +148,13 @@ def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
     keep_freed_memory()  # as `leadscore` does at start-up (pipeline/__init__ has set NumPy's huge pages off)
     settings = _settings(args)
     assert settings.paths.interim == _interim_dir(args), "the parent and the children disagree on paths.interim"
-    baseline = _self_peak_mb()
+    baseline = self_peak_mb()
     t0 = time.perf_counter()
     records, events, fields = read_interim(settings.paths.interim)
     features = featurise(records, events, fields, settings=settings,
                          event_accounts=read_event_accounts(settings.paths.interim))
     elapsed = time.perf_counter() - t0
-    peak_timed = _self_peak_mb()
+    peak_timed = self_peak_mb()
     matrix = features.matrix
     if out is not None:
         columns = ["record_id", *[c for c in matrix.columns if _our_window_column(c)]]
@@ -210,7 +206,7 @@ def _child_reference(args: argparse.Namespace, out: Path | None) -> dict[str, An
 
     interim = _interim_dir(args)
     sql = reference_sql(interim / "records.parquet", interim / "events.parquet")
-    baseline = _self_peak_mb()
+    baseline = self_peak_mb()
     t0 = time.perf_counter()
     con = duckdb.connect(config={"threads": DUCKDB_THREADS})
     relation = con.sql(sql)
@@ -218,7 +214,7 @@ def _child_reference(args: argparse.Namespace, out: Path | None) -> dict[str, An
     fetch = getattr(relation, "to_arrow_table", None) or getattr(relation, "fetch_arrow_table")  # noqa: B009
     table = fetch()
     elapsed = time.perf_counter() - t0
-    peak_timed = _self_peak_mb()
+    peak_timed = self_peak_mb()
     threads = con.execute("SELECT current_setting('threads')").fetchone()
     con.close()
     if out is not None:
@@ -231,25 +227,7 @@ def _child_reference(args: argparse.Namespace, out: Path | None) -> dict[str, An
 
 def _run_child(kind: str, args: argparse.Namespace, out: Path | None = None) -> dict[str, Any]:
     """Run ``kind`` in a fresh interpreter; its result, plus its wall time and own peak RSS (MiB)."""
-    with tempfile.TemporaryDirectory(prefix="features_bench.") as tmp:
-        result_path = Path(tmp) / "result.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), *args.argv,
-               "--child", kind, "--child-result", str(result_path)]
-        if out is not None:
-            cmd += ["--child-out", str(out)]
-        started = time.perf_counter()
-        # The child's stdout goes to our stderr: our stdout carries the one JSON line only.
-        proc = subprocess.Popen(cmd, stdout=sys.stderr)  # same cwd: a relative --data-dir means the same folder
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            what = "CHECK FAILED (see above)" if kind == "check" else f"the {kind} subprocess failed"
-            raise SystemExit(f"features_bench: {what} (exit code {proc.returncode})")
-        result: dict[str, Any] = json.loads(result_path.read_text(encoding="utf-8"))
-    result["process_wall_s"] = wall
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024.0
-    return result
+    return run_child(Path(__file__), args.argv, kind, out=out, name="features_bench")
 
 
 # ---------------------------------------------------------------- the check
@@ -388,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             ref_runs.append(ref)
             if out is not None:
                 _run_child("check", args, out)
-    log.info("this process's own peak RSS: %.0f MB (a floor under every child's)", _self_peak_mb())
+    log.info("this process's own peak RSS: %.0f MB (a floor under every child's)", self_peak_mb())
 
     ours_s = statistics.median(r["seconds"] for r in ours_runs)
     ref_s = statistics.median(r["seconds"] for r in ref_runs)

@@ -96,14 +96,22 @@ class ChunkReader:
                 table = pa.Table.from_batches(pending)
                 yield _frame(table.slice(0, self.chunk_rows))
                 rest = table.slice(self.chunk_rows)
-                pending, held = rest.to_batches(), rest.num_rows
+                # An empty slice still holds its parent's buffers: keeping one would chain every
+                # chunk read so far, and memory would grow with the file.
+                pending, held = [b for b in rest.to_batches() if b.num_rows], rest.num_rows
         if held:
             yield _frame(pa.Table.from_batches(pending))
 
     def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
+        # File by file, row group by row group, without pre-buffering: a dataset scanner reads
+        # ahead across row groups, and a pre-buffered reader keeps every row group it has read
+        # until the file is closed; either way peak memory grew with the file.
+        files = self._dataset().files
         try:
-            yield from self._dataset().to_batches(columns=self.columns, batch_size=self.chunk_rows,
-                                                  batch_readahead=1, fragment_readahead=1)
+            for file in files:
+                with pq.ParquetFile(file, pre_buffer=False) as parquet:
+                    yield from parquet.iter_batches(batch_size=self.chunk_rows, columns=self.columns,
+                                                    use_threads=True)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{self.path}: cannot read: {exc}") from exc
 

@@ -159,6 +159,12 @@ class Ranked:
     text: np.ndarray
     contribution: np.ndarray
 
+    @classmethod
+    def empty(cls, n: int, k: int) -> Ranked:
+        """No reasons for any of ``n`` leads."""
+        return cls(group=np.full((n, k), -1, dtype=np.int64), text=np.full((n, k), "", dtype=object),
+                   contribution=np.zeros((n, k)))
+
     def items(self, titles: list[str]) -> list[list[dict[str, Any]]]:
         """Per lead, the reasons as dicts: text, group title and contribution."""
         return [[{"text": self.text[i, s], "group": titles[g], "contribution": float(self.contribution[i, s])}

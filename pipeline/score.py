@@ -33,6 +33,7 @@ from pipeline.drift import DriftCounter, drift_warning
 from pipeline.errors import DataError, ModelError
 from pipeline.explain import (
     Groups,
+    Ranked,
     Template,
     default_templates,
     join_strings,
@@ -199,16 +200,20 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
     x = model.matrix(rows)
     probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) if len(x) \
         else np.zeros(0)
-    # Without explanations nothing moves the score: no reasons, nothing to re-score.
-    phi = contributions(model, x, method=params.shap)[0] if params.explain else np.zeros((len(x), len(model.specs)))
     score = np.rint(probability * 100).astype(int)
-    templates = load_templates(params.templates) if params.templates else default_templates()
     groups = Groups.of(model.specs)
-    reasons_for, reasons_against = rank_reasons(x, phi, model.specs, k=params.top_reasons,
-                                                min_contribution=params.min_contribution, templates=templates,
-                                                groups=groups)
-    raise_text, raise_detail = what_would_raise(model, x, phi, score, top=2, min_contribution=params.min_contribution,
-                                                templates=templates, groups=groups)
+    if params.explain:
+        phi = contributions(model, x, method=params.shap)[0]
+        templates = load_templates(params.templates) if params.templates else default_templates()
+        reasons_for, reasons_against = rank_reasons(x, phi, model.specs, k=params.top_reasons,
+                                                    min_contribution=params.min_contribution, templates=templates,
+                                                    groups=groups)
+        raise_text, raise_detail = what_would_raise(model, x, phi, score, top=2,
+                                                    min_contribution=params.min_contribution, templates=templates,
+                                                    groups=groups)
+    else:  # scores only: no SHAP, no reasons, nothing to re-score
+        reasons_for = reasons_against = Ranked.empty(len(x), params.top_reasons)
+        raise_text, raise_detail = np.full(len(x), "", dtype=object), np.full(len(x), "[]", dtype=object)
     checks = checklist(rows, model.specs)
     points = pd.to_numeric(rows["framework_points"], errors="coerce").to_numpy(dtype=float) \
         if "framework_points" in rows else np.full(len(rows), np.nan)

@@ -71,7 +71,7 @@ def test_a_missing_feature_column_fails_fast_naming_it(small, models_dir: Path, 
                                                        tmp_path: Path) -> None:
     source = tmp_path / "in.parquet"
     open_rows.drop(columns=["employees"]).to_parquet(source)
-    with pytest.raises(DataError, match="lacks column.*employees"):
+    with pytest.raises(DataError, match=r"lacks column.*employees"):
         _score(small, models_dir, source, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
 
@@ -144,3 +144,17 @@ def test_drift_report_flags_a_shifted_feature_and_not_an_unshifted_batch(small, 
     assert by_name["employees"]["psi"] > 0.25 and by_name["employees"]["status"] == "act"
     assert "employees" in report["act"]
     assert np.isfinite(report["score"]["psi"])
+
+
+def test_no_explain_gives_the_same_scores_without_reasons(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                          tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    open_rows.head(300).to_parquet(source)
+    _score(small, models_dir, source, tmp_path / "with.csv")
+    quiet = small.settings.model_copy(update={"score": small.settings.score.model_copy(update={"explain": False})})
+    score_file(quiet, input_path=source, output_path=tmp_path / "without.csv", model_name=str(models_dir))
+    with_, without = (pd.read_csv(tmp_path / n, keep_default_na=False) for n in ("with.csv", "without.csv"))
+    same = ["record_id", "probability", "score", "grade", "next_step", "budget_status"]
+    pd.testing.assert_frame_equal(with_[same], without[same])
+    assert (with_["reason_for_1"] != "").any()
+    assert (without.filter(like="reason_for_") == "").all().all() and (without["what_would_raise"] == "").all()

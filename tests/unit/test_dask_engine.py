@@ -14,7 +14,7 @@ from pipeline.train import save_model
 
 pytest.importorskip("distributed")
 
-from pipeline.dask_engine import score_dask  # noqa: E402
+from pipeline.dask_engine import score_dask
 
 
 def test_dask_engine_equals_the_local_engine_row_for_row(small, small_model, tmp_path: Path) -> None:
@@ -39,4 +39,5 @@ def test_dask_engine_equals_the_local_engine_row_for_row(small, small_model, tmp
     assert len(got) == len(rows) - 1
     pd.testing.assert_frame_equal(got, expected)
     assert pd.read_csv(tmp_path / "dask.quarantine.csv").equals(pd.read_csv(tmp_path / "local.quarantine.csv"))
+    assert dask.drift_path is not None and local.drift_path is not None
     assert json.loads(dask.drift_path.read_text()) == json.loads(local.drift_path.read_text())
