@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pipeline.features import FeatureSet
 from pipeline.features.spec import FeatureSpec
 from pipeline.io import read_json
 from pipeline.schema import MODEL_FILE, MODEL_META_FILE
+from pipeline.treeshap import TreeShap
 
 
 def category_levels(frame: pd.DataFrame, specs: list[FeatureSpec]) -> dict[str, list[str]]:
@@ -64,6 +66,11 @@ class LoadedModel:
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         return prepare_matrix(frame, specs=self.specs, levels=self.levels)
+
+    @cached_property
+    def explainer(self) -> TreeShap:
+        """Our compiled exact TreeSHAP for this booster, built on first use and kept for every chunk."""
+        return TreeShap.from_booster(self.booster)
 
     @property
     def calibration(self) -> Calibration:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import registry
+from pipeline import registry, treeshap
 from pipeline.board import render_board
 from pipeline.chunks import ChunkReader, ChunkWriter, table_format
 from pipeline.config import DriftParams, RoutingParams, ScoreParams, Settings
@@ -62,13 +62,16 @@ def grade(scores: np.ndarray, bands: list[float]) -> np.ndarray:
     return np.array(GRADES, dtype=object)[index]
 
 
-def contributions(model: LoadedModel, x: pd.DataFrame, *,
-                  method: str = "pred_contrib") -> tuple[np.ndarray, np.ndarray]:
-    """Exact SHAP values per feature and the base value, in log-odds, checked for additivity."""
+def contributions(model: LoadedModel, x: pd.DataFrame, *, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Exact SHAP values per feature and the base value, in log-odds, checked for additivity against
+    LightGBM's raw score. ``method``: see ``score.shap`` (kernel, pred_contrib or auto)."""
     if not len(x):
         return np.zeros((0, len(model.specs))), np.zeros(0)
     raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=float)
-    contrib = np.asarray(model.booster.predict(x, pred_contrib=True), dtype=float)
+    # "auto": our kernel once its tables exist or the batch pays for building them (pipeline.treeshap)
+    built = "explainer" in model.__dict__ or (method == "auto" and len(x) >= treeshap.AUTO_MIN_ROWS_TO_BUILD)
+    contrib = treeshap.contributions(model.booster, x, method=method,
+                                     explainer=model.explainer if method == "kernel" or built else None)
     phi, base = contrib[:, :-1], contrib[:, -1]
     gap = np.abs(phi.sum(axis=1) + base - raw)
     if len(gap) and gap.max() > ADDITIVITY_TOLERANCE:
