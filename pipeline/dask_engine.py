@@ -86,7 +86,7 @@ def _partitions(path: Path, columns: list[str], chunk_rows: int) -> list[Any]:
     import dask.dataframe as dd
 
     if table_format(path) == "parquet":
-        frame = dd.read_parquet(str(path), columns=columns)
+        frame = dd.read_parquet(str(path), columns=columns, split_row_groups=True)  # a partition per row group
     else:
         frame = dd.read_csv(str(path), usecols=columns, dtype=str, keep_default_na=False, na_values=[""],
                             blocksize="64MB")
