@@ -1,5 +1,7 @@
 """Reading and writing big tables a chunk at a time: CSV or Parquet in, CSV or Parquet out.
 
+CSV output is made safe for spreadsheets and CRM imports (:func:`spreadsheet_safe`).
+
 Memory stays flat as the file grows: at most one chunk of input (``chunk_rows`` rows) and the
 writer's buffers are held at once. Output goes to a temporary file in the destination folder and
 is renamed over the destination only when every chunk is written, so a reader never sees half a
@@ -9,6 +11,7 @@ file and a killed run leaves the old file (or none) at the output path.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -23,7 +26,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline.errors import DataError
-from pipeline.io import atomic_path, binary_file_reason
+from pipeline.io import atomic_path, binary_file_reason, remove_stale_temporaries
+
+log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
@@ -53,6 +58,7 @@ class ChunkReader:
         self.path, self.chunk_rows, self.format = path, chunk_rows, table_format(path)
         self.header = self._header()
         self.columns = [c for c in columns if c in self.header] if columns is not None else self.header
+        self.malformed: dict[tuple[int | None, str], str] = {}  # CSV lines skipped: (line, text) -> reason
 
     def _header(self) -> list[str]:
         if self.format == "parquet":
@@ -116,18 +122,61 @@ class ChunkReader:
             raise DataError(f"{self.path}: cannot read: {exc}") from exc
 
     def _csv_batches(self) -> Iterator[pa.RecordBatch]:
+        """CSV blocks as text columns. A line with the wrong number of fields is skipped and kept in
+        :attr:`malformed` (with its text) for the caller to quarantine. A cell bigger than a block
+        makes the parse start again with blocks 8x bigger, skipping the rows already passed on."""
         text = {name: pa.string() for name in self.header}
-        # The streaming reader parses a few dozen blocks ahead: 2 MB blocks keep that near 80 MB
-        # (8 MB blocks held about 250 MB) at the same speed.
-        reader = pacsv.open_csv(
-            self.path, read_options=pacsv.ReadOptions(block_size=2 << 20, encoding="utf-8"),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types=text, include_columns=self.columns,
-                                                 strings_can_be_null=True))
-        try:
-            yield from reader
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise DataError(f"{self.path}: malformed CSV: {exc}") from exc
+        block, passed = 2 << 20, 0
+        while True:
+            skip = passed
+            try:
+                # The streaming reader parses a few dozen blocks ahead: 2 MB blocks keep that near
+                # 80 MB (8 MB blocks held about 250 MB) at the same speed.
+                reader = pacsv.open_csv(
+                    self.path, read_options=pacsv.ReadOptions(block_size=block, encoding="utf-8"),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._malformed),
+                    convert_options=pacsv.ConvertOptions(column_types=text, include_columns=self.columns,
+                                                         strings_can_be_null=True))
+                for batch in reader:
+                    if skip >= batch.num_rows:
+                        skip -= batch.num_rows
+                        continue
+                    batch, skip = batch.slice(skip), 0
+                    passed += batch.num_rows
+                    yield batch
+                return
+            except pa.ArrowInvalid as exc:
+                if "straddling" in str(exc) and block < (1 << 30):
+                    block *= 8
+                    continue
+                raise DataError(f"{self.path}: malformed CSV: {exc}") from exc
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{self.path}: not UTF-8 text ({exc}); save it as UTF-8 CSV") from exc
+
+    def _malformed(self, row: Any) -> str:
+        key = (row.number, row.text)
+        self.malformed[key] = (f"malformed CSV line: {row.actual_columns} field(s) where the header has "
+                               f"{row.expected_columns}")
+        return "skip"
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what Excel, Sheets and CRM importers may run as a formula
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that starts like a formula (= + - @ tab CR) prefixed with an
+    apostrophe, so a CRM string such as ``=HYPERLINK(...)`` is shown as text, never run, when the CSV
+    is opened in a spreadsheet or imported into a CRM (OWASP's "CSV injection"). Numbers are untouched."""
+    out = frame.copy(deep=False)
+    for name in out.columns:
+        column = out[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_datetime64_any_dtype(column.dtype):
+            continue
+        text = column.astype(object)
+        risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START)).to_numpy(dtype=bool)
+        if risky.any():
+            out[name] = text.where(~risky, "'" + text.where(risky, "").astype(str))
+    return out
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -146,10 +195,14 @@ class ChunkWriter(AbstractContextManager["ChunkWriter"]):
         self._schema: pa.Schema | None = None
 
     def __enter__(self) -> ChunkWriter:
+        for stale in remove_stale_temporaries(self.path):
+            log.info("removed %s, left by an interrupted run", stale)
         self._tmp = self._atomic.__enter__()
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
+        if self.format == "csv":
+            frame = spreadsheet_safe(frame)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._schema is None:
             self._schema = table.schema

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", metavar="PATH", help="where to write the scores (.csv or .parquet), atomically")
     score.add_argument("--model", metavar="VERSION", help="registry version number or alias, or a folder with "
                        "model.txt and model_meta.json (default: the champion)")
+    score.add_argument("--scored-at", metavar="TIMESTAMP", help="the scored_at stamp, e.g. 2026-01-31T02:00:00Z "
+                       "(default: now); a rerun with the same stamp writes byte-identical output")
     score.add_argument("--no-explain", action="store_true",
                        help="scores, grades, next steps and the checklist only: no reasons (skips SHAP)")
     score.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: score.chunk_rows)")
@@ -149,6 +151,14 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
         raise ConfigError("score: --input and --output go together (without both, it is the DVC stage)")
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise ConfigError("score: --chunk-rows must be at least 1")
+    if args.scored_at is not None:
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(args.scored_at.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigError(f"score: --scored-at {args.scored_at!r} is not an ISO timestamp "
+                              "(e.g. 2026-01-31T02:00:00Z)") from exc
     if args.no_explain:
         settings = settings.model_copy(update={"score": settings.score.model_copy(update={"explain": False})})
     if args.engine == "dask":
@@ -159,12 +169,13 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
                               "pip install 'leadscore[dask]'") from exc
 
         summary = score_dask(settings, input_path=Path(args.input), output_path=Path(args.output),
-                             model_name=args.model, scheduler=args.scheduler, workers=args.workers)
+                             model_name=args.model, scheduler=args.scheduler, workers=args.workers,
+                             chunk_rows=args.chunk_rows, scored_at=args.scored_at)
     else:
         from pipeline.score import score_file
 
         summary = score_file(settings, input_path=Path(args.input), output_path=Path(args.output),
-                             model_name=args.model, chunk_rows=args.chunk_rows,
+                             model_name=args.model, chunk_rows=args.chunk_rows, scored_at=args.scored_at,
                              progress=sys.stderr.isatty() and not args.quiet)
     print(f"scored {summary.rows_out:,} of {summary.rows_in:,} rows -> {summary.output}"
           + (f"; {summary.quarantined:,} quarantined -> {summary.quarantine_path}" if summary.quarantined else "")
@@ -199,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             _explain(load_settings(args.params), args.lead_id)
         elif args.command == "rollback":
             _rollback(load_settings(args.params), args.to)
-        elif args.command == "score" and (args.input or args.output or args.engine != "local" or args.no_explain):
+        elif args.command == "score" and (args.input or args.output or args.engine != "local" or args.no_explain
+                                          or args.scored_at):
             _score(load_settings(args.params), args)
         else:
             settings = load_settings(args.params)

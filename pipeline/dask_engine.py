@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from pipeline.score import (
     check_input_columns,
     finish_batch,
     input_columns,
+    now_utc,
     progress_bar,
     score_chunk,
     scoring_model,
@@ -95,7 +95,7 @@ def _partitions(path: Path, columns: list[str], chunk_rows: int) -> list[Any]:
 
 def score_dask(settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None = None,
                scheduler: str | None = None, workers: int | None = None, chunk_rows: int | None = None,
-               progress: bool = False) -> BatchSummary:
+               progress: bool = False, scored_at: str | None = None) -> BatchSummary:
     """:func:`pipeline.score.score_file` on a Dask cluster: same inputs, same output, same side files."""
     import dask
 
@@ -103,7 +103,7 @@ def score_dask(settings: Settings, *, input_path: Path, output_path: Path, model
     table_format(output_path)
     reader = ChunkReader(input_path, chunk_rows=chunk_rows or settings.score.chunk_rows, columns=input_columns(model))
     check_input_columns(reader.header, model, input_path)
-    scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scored_at = scored_at or now_utc()
     detail = table_format(output_path) == "parquet"
     client = _client(scheduler, workers)
     try:

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.chunks import spreadsheet_safe
 from pipeline.config import (
     ColumnParams,
     EventsParams,
@@ -650,7 +651,7 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         accounts_path.unlink(missing_ok=True)
     write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
     with atomic_path(interim_dir / QUARANTINE_FILE) as tmp:
-        result.quarantine.to_csv(tmp, index=False)
+        spreadsheet_safe(result.quarantine).to_csv(tmp, index=False)  # raw CRM text: never a live formula
     detail = {name: r.as_dict() for name, r in result.report.items()}
     write_json(interim_dir / INGEST_REPORT_FILE, detail)
     # The DVC metric holds the counts only, so `dvc metrics show` stays readable.

@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipeline import registry, treeshap
 from pipeline.board import render_board
-from pipeline.chunks import ChunkReader, ChunkWriter, table_format
+from pipeline.chunks import ChunkReader, ChunkWriter, spreadsheet_safe, table_format
 from pipeline.config import DriftParams, RoutingParams, ScoreParams, Settings
 from pipeline.drift import DriftCounter, drift_warning
 from pipeline.errors import DataError, ModelError
@@ -260,7 +260,7 @@ DETAIL_COLUMNS = ["reasons_for", "reasons_against", "what_would_raise_detail", "
 def write_scores(scores: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
     csv_path, parquet_path = out_dir / SCORES_CSV, out_dir / SCORES_PARQUET
     with atomic_path(csv_path) as tmp:
-        scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores]).to_csv(tmp, index=False)
+        spreadsheet_safe(scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores])).to_csv(tmp, index=False)
     with atomic_path(parquet_path) as tmp:
         scores.to_parquet(tmp, index=False)
     return csv_path, parquet_path
@@ -362,6 +362,11 @@ def drift_report(counter: DriftCounter | None, params: DriftParams) -> dict[str,
     return report
 
 
+def now_utc() -> str:
+    """The scored_at stamp: now, in UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class BatchSummary:
     """What a `leadscore score --input` run did."""
@@ -383,7 +388,7 @@ def side_path(output: Path, suffix: str) -> Path:
 
 
 def score_file(settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None = None,
-               chunk_rows: int | None = None, progress: bool = False) -> BatchSummary:
+               chunk_rows: int | None = None, progress: bool = False, scored_at: str | None = None) -> BatchSummary:
     """Score every row of a feature-matrix file (CSV or Parquet), ``chunk_rows`` at a time, into
     ``output_path`` (CSV or Parquet, written atomically), in input order. Rows that cannot be scored
     go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``."""
@@ -392,7 +397,7 @@ def score_file(settings: Settings, *, input_path: Path, output_path: Path, model
     reader = ChunkReader(input_path, chunk_rows=chunk_rows or settings.score.chunk_rows,
                          columns=input_columns(model))
     check_input_columns(reader.header, model, input_path)
-    scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scored_at = scored_at or now_utc()
     detail = table_format(output_path) == "parquet"
     counter: DriftCounter | None = None
     quarantined: list[pd.DataFrame] = []
@@ -406,7 +411,13 @@ def score_file(settings: Settings, *, input_path: Path, output_path: Path, model
             quarantined.append(bad)
             counter = part if counter is None else counter.merge(part) if part is not None else counter
             advance(len(chunk))
-        if rows_in == 0:
+        if reader.malformed:  # CSV lines the parser could not split into the header's fields
+            quarantined.append(pd.DataFrame({
+                "row": [None if line is None else line - 1 for line, _ in reader.malformed],
+                "record_id": [text.split(",", 1)[0][:60] for _, text in reader.malformed],
+                "reason": list(reader.malformed.values())}))
+            rows_in += len(reader.malformed)
+        if writer.rows == 0 and rows_in == len(reader.malformed):
             log.warning("%s has no rows: writing an empty %s", input_path, output_path.name)
             writer.write(score_frame(model, pd.DataFrame(columns=input_columns(model)), params=settings.score,
                                      scored_at=scored_at, model_status=status, detail=detail))
@@ -421,7 +432,7 @@ def finish_batch(settings: Settings, *, model: LoadedModel, status: str, output_
     quarantine_path = side_path(output_path, ".quarantine.csv")
     if len(bad):
         with atomic_path(quarantine_path) as tmp:
-            bad.to_csv(tmp, index=False)
+            spreadsheet_safe(bad).to_csv(tmp, index=False)
         log.warning("%d row(s) could not be scored; each is in %s with its reason", len(bad), quarantine_path)
     else:
         quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
@@ -468,7 +479,7 @@ def run(settings: Settings) -> pd.DataFrame:
     features = read_feature_set(settings.paths.features)
     check_features_match(model, features)
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
-    scored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scored_at = now_utc()
     scores, bad, counter = score_chunk(model, open_rows, params=settings.score, scored_at=scored_at,
                                        model_status=status, detail=True, first_row=1)
     if len(bad):  # the features stage writes clean rows: this is a bug upstream, not bad input

@@ -1,6 +1,7 @@
 """Champion / challenger: the retraining workflow end to end, against a local MLflow registry."""
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,12 @@ def _train_and_evaluate(settings) -> dict:
     return json.loads(settings.paths.promotion.read_text())
 
 
-def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(default_run, tmp_path: Path) -> None:
+def _no_pickle(*args, **kwargs):
+    raise AssertionError("a pickle was loaded on the scoring path")
+
+
+def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(default_run, tmp_path: Path,
+                                                                                monkeypatch) -> None:
     prepared, _ = default_run
     settings = prepared.settings
     write_feature_set(prepared.features, settings.paths.features)
@@ -49,7 +55,11 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     card = settings.paths.model_card.read_text()
     assert "**Promoted: no.**" in card and "signal" in card
 
-    # Scoring uses the champion, not the rejected model it just trained.
+    # Scoring uses the champion, not the rejected model it just trained: it is fetched from the
+    # registry (the local files are the rejected model's) with pickle switched off and made to fail.
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, _no_pickle)
     scores = score.run(settings)
     assert set(scores["model_status"]) == {"champion"}
     assert set(scores["registry_version"]) == {champion.version}

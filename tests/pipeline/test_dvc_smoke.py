@@ -19,8 +19,8 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+def _run(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | extra_env
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -35,7 +35,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     init = _run(["dvc", "init", "--no-scm", "-q"], root)
     assert init.returncode == 0, init.stderr
-    repro = _run(["dvc", "repro"], root)
+    repro = _run(["dvc", "repro"], root, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")  # no pickle anywhere
     assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
     return root
 
@@ -128,3 +128,31 @@ def test_the_lead_board_lists_at_most_board_max_leads(project: Path) -> None:
     board = (project / "capped_scores/lead_board.html").read_text(encoding="utf-8")
     assert len(scores) > 10 and board.count("<tr data-record-id=") == 10
     assert f"Showing the 10 highest-scored of {len(scores):,} leads" in board
+
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom_on_the_small_run(project: Path, path: Path, monkeypatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("LEADSCORE_PARAMS", str(project / "params.yaml"))
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(key)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors and sum(len(c.get("outputs", [])) for c in notebook.cells) >= 5
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    import nbformat
+
+    assert len(NOTEBOOKS) >= 2
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} has outputs"
