@@ -71,6 +71,30 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Prepared, Tra
     return prepared, train(prepared.features, params=settings.train, seed=settings.seed)
 
 
+@pytest.fixture(scope="session")
+def models_dir(small_model: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_model`` saved as the train stage saves it (model.txt + model_meta.json)."""
+    from pipeline.train import save_model
+
+    folder = tmp_path_factory.mktemp("models")
+    save_model(small_model, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def open_rows(small: Prepared) -> pd.DataFrame:
+    """The open deals of the small export's feature matrix: what scoring takes."""
+    matrix = small.features.matrix
+    return matrix[matrix["outcome"] == "open"].reset_index(drop=True)
+
+
+def score_with(prepared: Prepared, models_dir: Path, source: Path, output: Path, **kwargs: Any) -> Any:
+    """`leadscore score --input source --output output --model models_dir` with the small export's settings."""
+    from pipeline.score import score_file
+
+    return score_file(prepared.settings, input_path=source, output_path=output, model_name=str(models_dir), **kwargs)
+
+
 def truth_for(prepared: Prepared, rows: pd.DataFrame) -> pd.Series:
     """True conversion probability for each feature-matrix row (record_id is the deal id)."""
     truth = prepared.export.truth.set_index("deal_id")["p_true"]

@@ -24,36 +24,21 @@ from pipeline.features import featurise
 from pipeline.ingest import ingest
 from pipeline.model import load_model
 from pipeline.score import score_file
-from pipeline.train import save_model
-from tests.conftest import REPO
+from tests.conftest import REPO, score_with
 
 STAMP = "2026-01-31T02:00:00Z"
 
 
-@pytest.fixture(scope="module")
-def models_dir(small, small_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("models")
-    save_model(small_model, folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def rows(small) -> pd.DataFrame:
-    matrix = small.features.matrix
-    return matrix[matrix["outcome"] == "open"].reset_index(drop=True)
-
-
 def _score(small, models_dir: Path, source: Path, output: Path, **kwargs):
-    return score_file(small.settings, input_path=source, output_path=output, model_name=str(models_dir),
-                      scored_at=STAMP, **kwargs)
+    return score_with(small, models_dir, source, output, scored_at=STAMP, **kwargs)
 
 
 # ---------------------------------------------------------------- crash safety
 
 
-def test_sigkill_midway_leaves_no_output_and_a_rerun_is_byte_identical(small, models_dir: Path, rows: pd.DataFrame,
+def test_sigkill_midway_leaves_no_output_and_a_rerun_is_byte_identical(small, models_dir: Path, open_rows: pd.DataFrame,
                                                                         tmp_path: Path) -> None:
-    big = pd.concat([rows] * 8, ignore_index=True).assign(record_id=lambda f: [f"K{i:06d}" for i in range(len(f))])
+    big = pd.concat([open_rows] * 8, ignore_index=True).assign(record_id=lambda f: [f"K{i:06d}" for i in range(len(f))])
     source, output, reference = tmp_path / "in.parquet", tmp_path / "out" / "scores.csv", tmp_path / "ref.csv"
     big.to_parquet(source, row_group_size=100)
     params = tmp_path / "params.yaml"
@@ -85,8 +70,8 @@ FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1:A2)", 
 
 
 def test_formulas_in_crm_strings_are_neutralised_in_csv_and_kept_in_parquet(small, models_dir: Path,
-                                                                            rows: pd.DataFrame, tmp_path: Path) -> None:
-    hostile = rows.head(len(FORMULAS)).assign(record_id=FORMULAS)
+                                                                            open_rows, tmp_path: Path) -> None:
+    hostile = open_rows.head(len(FORMULAS)).assign(record_id=FORMULAS)
     source = tmp_path / "in.parquet"
     hostile.to_parquet(source)
     _score(small, models_dir, source, tmp_path / "out.csv")
@@ -107,9 +92,9 @@ def test_spreadsheet_safe_leaves_numbers_and_plain_text_alone() -> None:
     assert frame["t"].tolist() == ["-x", "ok"]  # the caller's frame is not changed
 
 
-def test_crm_strings_are_escaped_in_the_lead_board(small, models_dir: Path, rows: pd.DataFrame,
+def test_crm_strings_are_escaped_in_the_lead_board(small, models_dir: Path, open_rows: pd.DataFrame,
                                                    tmp_path: Path) -> None:
-    hostile = rows.head(2).assign(record_id=["<script>alert(1)</script>", "\"><img src=x onerror=alert(2)>"])
+    hostile = open_rows.head(2).assign(record_id=["<script>alert(1)</script>", "\"><img src=x onerror=alert(2)>"])
     source = tmp_path / "in.parquet"
     hostile.to_parquet(source)
     _score(small, models_dir, source, tmp_path / "out.parquet")
@@ -165,8 +150,8 @@ def _write(path: Path, data: bytes | str) -> Path:
 
 
 def test_truncated_csv_scores_the_complete_rows_and_quarantines_the_cut_one(small, models_dir: Path,
-                                                                            rows: pd.DataFrame, tmp_path: Path) -> None:
-    text = rows.head(20).to_csv(index=False)
+                                                                            open_rows, tmp_path: Path) -> None:
+    text = open_rows.head(20).to_csv(index=False)
     cut = text[: text.rstrip("\n").rfind("\n") + 15]  # the last line cut after 15 characters
     summary = _score(small, models_dir, _write(tmp_path / "cut.csv", cut), tmp_path / "out.csv")
     assert summary.rows_in == 20 and summary.rows_out + summary.quarantined == 20
@@ -184,8 +169,8 @@ def test_a_parquet_file_that_is_not_parquet_fails_fast(small, models_dir: Path, 
         _score(small, models_dir, _write(tmp_path / "in.parquet", "record_id\nA\n"), tmp_path / "out.csv")
 
 
-def test_a_10mb_cell_is_scored_not_a_crash(small, models_dir: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
-    huge = rows.head(3).astype({"fw_budget_reason": "object"})
+def test_a_10mb_cell_is_scored_not_a_crash(small, models_dir: Path, open_rows: pd.DataFrame, tmp_path: Path) -> None:
+    huge = open_rows.head(3).astype({"fw_budget_reason": "object"})
     huge.loc[1, "fw_budget_reason"] = "x" * 10_000_000
     source = tmp_path / "in.csv"
     huge.to_csv(source, index=False)
@@ -193,17 +178,17 @@ def test_a_10mb_cell_is_scored_not_a_crash(small, models_dir: Path, rows: pd.Dat
     assert (summary.rows_out, summary.quarantined) == (3, 0)
 
 
-def test_unicode_headers_and_values_round_trip(small, models_dir: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
-    extra = rows.head(5).assign(**{"Société – 名前": "ünïcödé"}, record_id=["Ä1", "名2", "ç3", "ø4", "🙂5"])
+def test_unicode_headers_and_values_round_trip(small, models_dir: Path, open_rows, tmp_path: Path) -> None:
+    extra = open_rows.head(5).assign(**{"Société – 名前": "ünïcödé"}, record_id=["Ä1", "名2", "ç3", "ø4", "🙂5"])
     source = tmp_path / "in.csv"
     extra.to_csv(source, index=False, encoding="utf-8")
     _score(small, models_dir, source, tmp_path / "out.csv")
     assert pd.read_csv(tmp_path / "out.csv")["record_id"].tolist() == ["Ä1", "名2", "ç3", "ø4", "🙂5"]
 
 
-def test_negative_nan_and_infinite_numbers_are_scored_as_given(small, models_dir: Path, rows: pd.DataFrame,
+def test_negative_nan_and_infinite_numbers_are_scored_as_given(small, models_dir: Path, open_rows: pd.DataFrame,
                                                                tmp_path: Path) -> None:
-    odd = rows.head(4).copy()
+    odd = open_rows.head(4).copy()
     odd["employees"] = [-50.0, np.nan, np.inf, -np.inf]
     source = tmp_path / "in.parquet"
     odd.to_parquet(source)
@@ -212,9 +197,9 @@ def test_negative_nan_and_infinite_numbers_are_scored_as_given(small, models_dir
     assert summary.rows_out == 4 and out["score"].between(0, 100).all()
 
 
-def test_as_of_dates_in_the_future_or_unparseable_do_not_stop_scoring(small, models_dir: Path, rows: pd.DataFrame,
+def test_as_of_dates_in_the_future_or_unparseable_do_not_stop_scoring(small, models_dir: Path, open_rows: pd.DataFrame,
                                                                       tmp_path: Path) -> None:
-    odd = rows.head(3).astype({"as_of": "object"})
+    odd = open_rows.head(3).astype({"as_of": "object"})
     odd["as_of"] = ["2999-01-01", "not a date", None]
     source = tmp_path / "in.csv"
     odd.to_csv(source, index=False)
@@ -230,9 +215,9 @@ def test_ids_that_collide_after_trimming_are_quarantined_at_ingest(tmp_path: Pat
     assert _reasons(result)[5] == "duplicate id (first at line 3)"
 
 
-def test_a_model_from_another_feature_spec_is_refused(small, models_dir: Path, rows: pd.DataFrame,
+def test_a_model_from_another_feature_spec_is_refused(small, models_dir: Path, open_rows: pd.DataFrame,
                                                       tmp_path: Path) -> None:
-    other = rows.drop(columns=[s.name for s in load_model(models_dir).specs][:3])
+    other = open_rows.drop(columns=[s.name for s in load_model(models_dir).specs][:3])
     source = tmp_path / "in.parquet"
     other.to_parquet(source)
     with pytest.raises(DataError, match="lacks column"):
@@ -246,10 +231,10 @@ def test_a_model_from_another_feature_spec_is_refused(small, models_dir: Path, r
         load_model(tampered)
 
 
-def test_unknown_output_type_and_missing_model_folder(small, models_dir: Path, rows: pd.DataFrame,
+def test_unknown_output_type_and_missing_model_folder(small, models_dir: Path, open_rows: pd.DataFrame,
                                                       tmp_path: Path) -> None:
     source = tmp_path / "in.parquet"
-    rows.head(3).to_parquet(source)
+    open_rows.head(3).to_parquet(source)
     with pytest.raises(DataError, match=r"\.csv or \.parquet"):
         _score(small, models_dir, source, tmp_path / "out.xlsx")
     with pytest.raises(ModelError):

@@ -15,26 +15,13 @@ from pipeline.cli import main
 from pipeline.errors import DataError
 from pipeline.model import load_model
 from pipeline.score import score_file, score_frame
-from pipeline.train import save_model
+from tests.conftest import score_with
 
 SCORED_AT = "scored_at"
 
 
-@pytest.fixture(scope="module")
-def models_dir(small, small_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("models")
-    save_model(small_model, folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def open_rows(small) -> pd.DataFrame:
-    matrix = small.features.matrix
-    return matrix[matrix["outcome"] == "open"].reset_index(drop=True)
-
-
 def _score(small, models_dir: Path, source: Path, output: Path, **kwargs):
-    return score_file(small.settings, input_path=source, output_path=output, model_name=str(models_dir), **kwargs)
+    return score_with(small, models_dir, source, output, **kwargs)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
