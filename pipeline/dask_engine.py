@@ -18,20 +18,16 @@ from typing import Any
 import pandas as pd
 from distributed import Client, LocalCluster, WorkerPlugin
 
-from pipeline.chunks import ChunkReader, ChunkWriter, table_format
+from pipeline.chunks import ChunkWriter, table_format
 from pipeline.config import ScoreParams, Settings
 from pipeline.drift import DriftCounter
 from pipeline.errors import ConfigError, ModelError
 from pipeline.model import LoadedModel, model_from_bytes
 from pipeline.score import (
+    Batch,
     BatchSummary,
-    check_input_columns,
-    finish_batch,
-    input_columns,
-    now_utc,
     progress_bar,
     score_chunk,
-    scoring_model,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +77,7 @@ def _client(scheduler: str | None, workers: int | None) -> Client:
     return Client(cluster)
 
 
-def _partitions(path: Path, columns: list[str], chunk_rows: int) -> list[Any]:
+def _partitions(path: Path, columns: list[str]) -> list[Any]:
     """The input as delayed pandas partitions: Parquet row groups / files, or CSV blocks read as text."""
     import dask.dataframe as dd
 
@@ -99,46 +95,33 @@ def score_dask(settings: Settings, *, input_path: Path, output_path: Path, model
     """:func:`pipeline.score.score_file` on a Dask cluster: same inputs, same output, same side files."""
     import dask
 
-    model, status = scoring_model(settings, model_name)
-    table_format(output_path)
-    reader = ChunkReader(input_path, chunk_rows=chunk_rows or settings.score.chunk_rows, columns=input_columns(model))
-    check_input_columns(reader.header, model, input_path)
-    scored_at = scored_at or now_utc()
-    detail = table_format(output_path) == "parquet"
+    batch = Batch(settings, input_path=input_path, output_path=output_path, model_name=model_name,
+                  chunk_rows=chunk_rows, scored_at=scored_at)
+    model = batch.model
     client = _client(scheduler, workers)
     try:
         client.register_plugin(ModelPlugin(model.text, model.meta))
-        parts = _partitions(input_path, reader.columns, reader.chunk_rows)
+        parts = _partitions(input_path, batch.reader.columns)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         log.info("dask: %d partition(s) on %d worker(s) at %s", len(parts), n_workers,
                  client.scheduler_info().get("address", "?"))
         task = dask.delayed(score_partition, pure=False)
-        counter: DriftCounter | None = None
-        quarantined: list[pd.DataFrame] = []
-        rows_in = 0
         pending: deque[Any] = deque()
         queue = iter(parts)
-        with ChunkWriter(output_path) as writer, progress_bar(reader.total_rows, enabled=progress) as advance:
+        with ChunkWriter(output_path) as writer, progress_bar(batch.reader.total_rows, enabled=progress) as advance:
             while True:
                 while len(pending) < IN_FLIGHT_PER_WORKER * n_workers and (part := next(queue, None)) is not None:
                     pending.append(client.compute(task(part, model_sha256=model.meta["model_sha256"],
-                                                       params=settings.score, scored_at=scored_at,
-                                                       model_status=status, detail=detail)))
+                                                       params=settings.score, scored_at=batch.scored_at,
+                                                       model_status=batch.status, detail=batch.detail)))
                 if not pending:
                     break
                 scores, bad, counts, n = pending.popleft().result()
-                writer.write(scores)
-                quarantined.append(bad.assign(row=bad["row"] + rows_in))
-                rows_in += n
-                if counts is not None:
-                    part_counter = DriftCounter.from_dict(counts)
-                    counter = part_counter if counter is None else counter.merge(part_counter)
+                batch.add(writer, scores, bad, None if counts is None else DriftCounter.from_dict(counts), rows=n)
                 advance(n)
-            if rows_in == 0:
-                raise ConfigError(f"{input_path} has no rows to score")
+            batch.close(writer)
     finally:
         client.close()
         if not scheduler and client.cluster is not None:
             client.cluster.close()
-    return finish_batch(settings, model=model, status=status, output_path=output_path, rows_in=rows_in,
-                        rows_out=writer.rows, quarantined=quarantined, counter=counter)
+    return batch.summary(writer.rows)

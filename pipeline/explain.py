@@ -177,8 +177,8 @@ class Ranked:
             present = self.group[:, s] >= 0
             group = np.asarray([*titles, ""], dtype=object)[self.group[:, s]]
             parts.append((present, join_strings('{"text": ', json_strings(self.text[:, s]), ', "group": ',
-                                         json_strings(group), ', "contribution": ',
-                                         self.contribution[:, s].astype(str).astype(object), "}")))
+                                                json_strings(group), ', "contribution": ',
+                                                self.contribution[:, s].astype(str).astype(object), "}")))
         return json_arrays(parts, len(self.group))
 
 

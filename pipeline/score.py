@@ -133,12 +133,12 @@ def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, befor
     titles = np.asarray(groups.titles, dtype=object)
     for s in range(picks.shape[1]):
         after_text = after[:, s].astype(str).astype(object)
-        line = join_strings(text[:, s], " (as in a typical won deal) would raise the score from ", before_text, " to ",
-                     after_text)
+        line = join_strings(text[:, s], " (as in a typical won deal) would raise the score from ", before_text,
+                            " to ", after_text)
         flat = np.where(rises[:, s], np.where(flat == "", line, flat + "; " + line), flat)
         parts.append((rises[:, s], join_strings('{"text": ', json_strings(line), ', "group": ',
-                                         json_strings(titles[picks[:, s]]), ', "from": ', before_text, ', "to": ',
-                                         after_text, "}")))
+                                                json_strings(titles[picks[:, s]]), ', "from": ', before_text,
+                                                ', "to": ', after_text, "}")))
     return flat, json_arrays(parts, n)
 
 
@@ -164,7 +164,7 @@ def checklist_json(columns: list[tuple[str, str, np.ndarray, np.ndarray]], n: in
     """Per lead, the checklist as a JSON array of {criterion, label, status, reason}."""
     parts = [(np.ones(n, dtype=bool),
               join_strings(f'{{"criterion": {json.dumps(key)}, "label": {json.dumps(label)}, "status": ',
-                    json_strings(status), ', "reason": ', json_strings(why), "}"))
+                           json_strings(status), ', "reason": ', json_strings(why), "}"))
              for key, label, status, why in columns]
     return json_arrays(parts, n)
 
@@ -180,11 +180,11 @@ def next_steps(score: np.ndarray, points: np.ndarray, n_criteria: int,
     step = np.where(ready, "sales_ready", np.where(drop, "disqualify", "nurture")).astype(object)
     rule = np.where(
         ready, join_strings("score ", s, f" >= {routing.sales_ready_min_score} and ", m,
-                     f" of {n_criteria} qualification criteria met (>= {routing.sales_ready_min_criteria})"),
+                            f" of {n_criteria} qualification criteria met (>= {routing.sales_ready_min_criteria})"),
         np.where(drop, join_strings("score ", s, f" < {routing.disqualify_below_score}"),
                  join_strings(f"not sales-ready (needs score >= {routing.sales_ready_min_score} and "
-                       f">= {routing.sales_ready_min_criteria} criteria met; has ", s, " and ", m,
-                       f") and not below {routing.disqualify_below_score}")))
+                              f">= {routing.sales_ready_min_criteria} criteria met; has ", s, " and ", m,
+                              f") and not below {routing.disqualify_below_score}")))
     return step, rule.astype(object)
 
 
@@ -387,46 +387,75 @@ def side_path(output: Path, suffix: str) -> Path:
     return output.with_name(name.rsplit(".", 1)[0] + suffix)
 
 
+class Batch:
+    """The bookkeeping of one `score --input` run, shared by the local and the Dask engine: the
+    model, the reader, quarantined rows numbered across chunks, merged drift counts, rows in."""
+
+    def __init__(self, settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None,
+                 chunk_rows: int | None, scored_at: str | None) -> None:
+        self.settings, self.input_path, self.output_path = settings, input_path, output_path
+        self.model, self.status = scoring_model(settings, model_name)
+        self.detail = table_format(output_path) == "parquet"  # an unknown output type fails before any work
+        self.reader = ChunkReader(input_path, chunk_rows=chunk_rows or settings.score.chunk_rows,
+                                  columns=input_columns(self.model))
+        check_input_columns(self.reader.header, self.model, input_path)
+        self.scored_at = scored_at or now_utc()
+        self.rows_in = 0
+        self.quarantined: list[pd.DataFrame] = []
+        self.counter: DriftCounter | None = None
+
+    def score(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter | None]:
+        """:func:`score_chunk` with this batch's model and settings."""
+        return score_chunk(self.model, chunk, params=self.settings.score, scored_at=self.scored_at,
+                           model_status=self.status, detail=self.detail, first_row=1)
+
+    def add(self, writer: ChunkWriter, scores: pd.DataFrame, bad: pd.DataFrame, counter: DriftCounter | None,
+            rows: int) -> None:
+        """A scored chunk of ``rows`` input rows, in input order (``bad`` numbered from 1 within it)."""
+        writer.write(scores)
+        self.quarantined.append(bad.assign(row=bad["row"] + self.rows_in))
+        self.rows_in += rows
+        if counter is not None:
+            self.counter = counter if self.counter is None else self.counter.merge(counter)
+
+    def close(self, writer: ChunkWriter) -> None:
+        """After the last chunk: CSV lines the parser could not split are quarantined too, and an
+        input with no rows still gets an output file with the header."""
+        malformed = self.reader.malformed
+        if malformed:
+            self.quarantined.append(pd.DataFrame({
+                "row": [None if line is None else line - 1 for line, _ in malformed],
+                "record_id": [text.split(",", 1)[0][:60] for _, text in malformed],
+                "reason": list(malformed.values())}))
+            self.rows_in += len(malformed)
+        if self.rows_in == len(malformed):
+            log.warning("%s has no rows: writing an empty %s", self.input_path, self.output_path.name)
+            scores, _, _ = self.score(pd.DataFrame(columns=input_columns(self.model)))
+            writer.write(scores)
+
+    def summary(self, rows_out: int) -> BatchSummary:
+        return finish_batch(self.settings, model=self.model, status=self.status, output_path=self.output_path,
+                            rows_in=self.rows_in, rows_out=rows_out, quarantined=self.quarantined,
+                            counter=self.counter)
+
+
 def score_file(settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None = None,
                chunk_rows: int | None = None, progress: bool = False, scored_at: str | None = None) -> BatchSummary:
     """Score every row of a feature-matrix file (CSV or Parquet), ``chunk_rows`` at a time, into
     ``output_path`` (CSV or Parquet, written atomically), in input order. Rows that cannot be scored
     go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``."""
-    model, status = scoring_model(settings, model_name)
-    table_format(output_path)  # an unknown output type fails before any work
-    reader = ChunkReader(input_path, chunk_rows=chunk_rows or settings.score.chunk_rows,
-                         columns=input_columns(model))
-    check_input_columns(reader.header, model, input_path)
-    scored_at = scored_at or now_utc()
-    detail = table_format(output_path) == "parquet"
-    counter: DriftCounter | None = None
-    quarantined: list[pd.DataFrame] = []
-    rows_in = 0
-    with ChunkWriter(output_path) as writer, progress_bar(reader.total_rows, enabled=progress) as advance:
-        for chunk in reader:
-            scores, bad, part = score_chunk(model, chunk, params=settings.score, scored_at=scored_at,
-                                            model_status=status, detail=detail, first_row=rows_in + 1)
-            writer.write(scores)
-            rows_in += len(chunk)
-            quarantined.append(bad)
-            counter = part if counter is None else counter.merge(part) if part is not None else counter
+    batch = Batch(settings, input_path=input_path, output_path=output_path, model_name=model_name,
+                  chunk_rows=chunk_rows, scored_at=scored_at)
+    with ChunkWriter(output_path) as writer, progress_bar(batch.reader.total_rows, enabled=progress) as advance:
+        for chunk in batch.reader:
+            batch.add(writer, *batch.score(chunk), rows=len(chunk))
             advance(len(chunk))
-        if reader.malformed:  # CSV lines the parser could not split into the header's fields
-            quarantined.append(pd.DataFrame({
-                "row": [None if line is None else line - 1 for line, _ in reader.malformed],
-                "record_id": [text.split(",", 1)[0][:60] for _, text in reader.malformed],
-                "reason": list(reader.malformed.values())}))
-            rows_in += len(reader.malformed)
-        if writer.rows == 0 and rows_in == len(reader.malformed):
-            log.warning("%s has no rows: writing an empty %s", input_path, output_path.name)
-            writer.write(score_frame(model, pd.DataFrame(columns=input_columns(model)), params=settings.score,
-                                     scored_at=scored_at, model_status=status, detail=detail))
-    return finish_batch(settings, model=model, status=status, output_path=output_path, rows_in=rows_in,
-                   rows_out=writer.rows, quarantined=quarantined, counter=counter)
+        batch.close(writer)
+    return batch.summary(writer.rows)
 
 
-def finish_batch(settings: Settings, *, model: LoadedModel, status: str, output_path: Path, rows_in: int, rows_out: int,
-            quarantined: list[pd.DataFrame], counter: DriftCounter | None) -> BatchSummary:
+def finish_batch(settings: Settings, *, model: LoadedModel, status: str, output_path: Path, rows_in: int,
+                 rows_out: int, quarantined: list[pd.DataFrame], counter: DriftCounter | None) -> BatchSummary:
     """Write the quarantine and drift files next to the output; check rows in = out + quarantined."""
     bad = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
     quarantine_path = side_path(output_path, ".quarantine.csv")
