@@ -142,7 +142,7 @@ def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
 def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
     """OUR features stage as `leadscore features` runs it, without the write: read the interim files,
     build every feature (account roll-ups included), and run the leakage guard."""
-    from pipeline.features import featurise, read_event_accounts, read_interim
+    from pipeline.features import featurise, read_interim
     from pipeline.runtime import keep_freed_memory
 
     keep_freed_memory()  # as `leadscore` does at start-up (pipeline/__init__ has set NumPy's huge pages off)
@@ -150,16 +150,16 @@ def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
     assert settings.paths.interim == _interim_dir(args), "the parent and the children disagree on paths.interim"
     baseline = self_peak_mb()
     t0 = time.perf_counter()
-    records, events, fields = read_interim(settings.paths.interim)
-    features = featurise(records, events, fields, settings=settings,
-                         event_accounts=read_event_accounts(settings.paths.interim))
+    interim = read_interim(settings.paths.interim)
+    features = featurise(interim.records, interim.events, interim.fields, settings=settings,
+                         event_accounts=interim.event_accounts)
     elapsed = time.perf_counter() - t0
     peak_timed = self_peak_mb()
     matrix = features.matrix
     if out is not None:
         columns = ["record_id", *[c for c in matrix.columns if _our_window_column(c)]]
         matrix[columns].to_parquet(out / "ours.parquet", index=False)
-    return {"seconds": elapsed, "rows": len(matrix), "events": 0 if events is None else len(events),
+    return {"seconds": elapsed, "rows": len(matrix), "events": 0 if interim.events is None else len(interim.events),
             "features": len(features.specs), "baseline_rss_mb": baseline, "peak_rss_timed_mb": peak_timed}
 
 

@@ -628,25 +628,50 @@ EVENTS_SCHEMA = pa_schema.DataFrameSchema({
 EVENTS_ROW_GROUP_ROWS = 4 << 20
 
 
+def _shared_dictionary(columns: list[pd.Series]) -> pd.Index:
+    """The distinct values of several key columns, sorted: one dictionary for all of them."""
+    values = pd.concat([c.dropna().astype("string") for c in columns], ignore_index=True)
+    return pd.Index(values.unique()).sort_values()
+
+
+def _categorical(column: pd.Series, categories: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical(column.astype("string"), categories=categories), index=column.index,
+                     name=column.name)
+
+
 def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
+    """The interim files. Keys repeat millions of times, so they are stored as dictionaries, and every
+    file that holds event keys (records, events, the event -> account map) shares one dictionary, as
+    do the files that hold account keys: the features stage then joins them on their codes, without
+    hashing a million strings per join (it checks that the dictionaries are equal first)."""
     interim_dir.mkdir(parents=True, exist_ok=True)
+    records, events, event_accounts = result.records, result.events, result.event_accounts
+    key_columns = [records["event_key"]] + ([events["event_key"]] if events is not None else []) + \
+        ([event_accounts["event_key"]] if event_accounts is not None else [])
+    keys = _shared_dictionary(key_columns)
+    account_columns = [records["account_key"]] + ([event_accounts["account_key"]] if event_accounts is not None else [])
+    accounts = _shared_dictionary(account_columns)
+    records = records.assign(event_key=_categorical(records["event_key"], keys),
+                             account_key=_categorical(records["account_key"], accounts))
     with atomic_path(interim_dir / "records.parquet") as tmp:
-        result.records.to_parquet(tmp, index=False)
+        records.to_parquet(tmp, index=False)
     events_path = interim_dir / "events.parquet"
-    if result.events is not None:
-        # Keys and types repeat millions of times: stored as dictionaries, read back as categoricals.
+    if events is not None:
         # Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at
         # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
         # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
-        compact = result.events.astype({"event_key": "category", "event_type": "category"})
+        compact = events.assign(event_key=_categorical(events["event_key"], keys),
+                                event_type=events["event_type"].astype("category"))
         with atomic_path(events_path) as tmp:
             compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
     else:
         events_path.unlink(missing_ok=True)
     accounts_path = interim_dir / EVENT_ACCOUNTS_FILE
-    if result.event_accounts is not None:
+    if event_accounts is not None:
+        compact = event_accounts.assign(event_key=_categorical(event_accounts["event_key"], keys),
+                                        account_key=_categorical(event_accounts["account_key"], accounts))
         with atomic_path(accounts_path) as tmp:
-            result.event_accounts.to_parquet(tmp, index=False)
+            compact.to_parquet(tmp, index=False)
     else:
         accounts_path.unlink(missing_ok=True)
     write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])

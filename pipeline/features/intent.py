@@ -13,47 +13,46 @@ the same counts and score are rolled up over every contact of the account (``acc
 An event at or after the as-of instant never counts.
 
 How: a record's own events are found with one gather (event key -> record), and every
-per-(record, type) figure is then one ``np.bincount`` (counts per window bucket, decayed sums)
-or one ``np.minimum.at`` (the latest event) over the events, in the order of the log: no sort,
-no join table, O(events + records x types). Account roll-ups compare each record with the
-events of *other* contacts, whose as-of dates differ, so there the account's events are sorted
-once by time and each record finds its windows with a binary search.
+per-(record, type) figure is then accumulated with ``np.add.at`` (counts per window bucket,
+decayed sums) or ``np.minimum.at`` (the latest event) over the log, chunk by chunk in log order:
+no sort, no join table, O(events + records x types). Account roll-ups compare each record with
+the events of *other* contacts, whose as-of dates differ, so there the account's events are
+sorted once by time and one compiled pass walks them alongside the records' as-of dates, in
+timeline order, on a second core.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from pipeline.errors import DataError
+from pipeline.features.events import EventLog
 from pipeline.features.spec import FeatureSpec
 
 NO_ACTIVITY_DAYS = 9999.0  # days since the last event when there is none before the as-of date
 TREND_DAYS = 30
 DAY_S = 86_400
 CHUNK_ROWS = 1 << 21  # events per pass: the temporaries stay small and are reused
-_Pairs = tuple[slice | np.ndarray, np.ndarray]  # events (a slice of the log, or positions) and their records
-MAX_HALF_LIVES = 900  # 2 ** 900 still fits a float64 (up to 2 ** 1023)
+REANCHOR_HALF_LIVES = 512  # the account pass rescales its running sum before 2 ** this (float64 ends at 2 ** 1023)
+_NEVER = np.iinfo(np.int64).max
 
 
-def event_types(events: pd.DataFrame, *, limit: int) -> list[str]:
+def as_event_log(events: EventLog | pd.DataFrame) -> EventLog:
+    return events if isinstance(events, EventLog) else EventLog.from_frame(events)
+
+
+def event_types(events: EventLog | pd.DataFrame, *, limit: int) -> list[str]:
     """The ``limit`` most frequent event types (ties by name), in alphabetical order."""
-    column = events["event_type"]
-    if isinstance(column.dtype, pd.CategoricalDtype):  # as ingest writes it: count the codes, no strings made
-        codes = column.cat.codes.to_numpy()
-        tally = np.zeros(len(column.cat.categories) + 1, dtype=np.int64)  # the first: missing (code -1)
-        for chunk in _chunks(len(codes)):  # in chunks: the copy to int64 that bincount makes stays small
-            tally += np.bincount(codes[chunk].astype(np.intp) + 1, minlength=len(tally))
-        tally = tally[1:]
-        counts: Iterable[tuple[str, int]] = zip(column.cat.categories.astype(str), tally.tolist(), strict=True)
-    else:
-        counts = ((str(t), int(c)) for t, c in column.value_counts().items())
-    ordered = sorted(((t, c) for t, c in counts if c > 0), key=lambda kv: (-kv[1], kv[0]))
+    counts = as_event_log(events).type_counts()
+    ordered = sorted(((t, c) for t, c in counts.items() if c > 0), key=lambda kv: (-kv[1], kv[0]))
     return sorted(t for t, _ in ordered[:limit])
 
 
@@ -92,8 +91,7 @@ def _positions(values: pa.Array, index: pa.Array) -> np.ndarray:
 
 
 def _dictionary(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
-    """A column's codes (-1: missing) and distinct values. Free for a categorical (as ingest writes
-    event keys and types): only its categories are ever hashed, never its millions of rows."""
+    """A column's codes (-1: missing) and distinct values, hashing each distinct value once."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.cat.codes.to_numpy(), _arrow_strings(values.cat.categories)
     encoded = pc.dictionary_encode(_arrow_strings(values))
@@ -106,8 +104,11 @@ def _with_missing(table: np.ndarray, missing: int) -> np.ndarray:
 
 
 def _codes(values: pd.Series, index: pa.Array) -> np.ndarray:
-    """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once."""
+    """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once.
+    Free for a categorical whose categories are ``index`` (ingest writes keys with shared dictionaries)."""
     codes, distinct = _dictionary(values)
+    if len(distinct) == len(index) and distinct.equals(index):
+        return codes.astype(np.int64)
     return _with_missing(_positions(distinct, index), -1)[codes]
 
 
@@ -115,203 +116,229 @@ def _epoch_seconds(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).to_numpy(dtype="datetime64[s]").view(np.int64)
 
 
-def _epoch_micros(values: pd.Series) -> np.ndarray:
-    """Microseconds since 1970: a view of the column as ingest writes it (datetime64[us]), no copy."""
-    return pd.to_datetime(values).to_numpy(dtype="datetime64[us]").view(np.int64)
+@njit(cache=True, nogil=True)
+def _pack(key: np.ndarray, kind: np.ndarray, micros: np.ndarray, group_of_code: np.ndarray, type_of_code: np.ndarray,
+          t0: int, shift: int, type_bits: int, out: np.ndarray, n: int) -> int:  # pragma: no cover - compiled
+    """Append (group, second since ``t0``, type) of each event whose key code has a group (>= 0) to
+    ``out`` from position ``n``, packed in one int64 that sorts by group, then time; the new length."""
+    other = len(type_of_code) - 1
+    for i in range(len(key)):
+        code = key[i]
+        if code < 0:
+            continue
+        group = group_of_code[code]
+        if group < 0:
+            continue
+        t = other if kind[i] < 0 else type_of_code[kind[i]]
+        out[n] = (group << shift) | ((micros[i] // 1_000_000 - t0) << type_bits) | t
+        n += 1
+    return n
 
 
-def _chunks(n: int) -> Iterator[slice]:
-    return (slice(start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
+@njit(cache=True, nogil=True)
+def _segments(packed: np.ndarray, shift: int, n_groups: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Where each group's events start in the sorted ``packed`` (and, last, where they all end)."""
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(len(packed)):
+        start[(packed[i] >> shift) + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    return start
 
 
-def _pairs(key_codes: np.ndarray, key_of_code: np.ndarray, record_key: np.ndarray, n_keys: int) -> Iterator[_Pairs]:
-    """(events, their records) joined on the key, chunk by chunk. ``key_codes``: each event's code
-    (-1: none), ``key_of_code``: each code's key (-1: no record has it), ``record_key``: each record's
-    key (-1: none). With one record per key (the usual case) a chunk is a slice of the log and one
-    gather, and an event no record has the key of gets record ``len(record_key)``, a spare one."""
-    n_records = len(record_key)
-    has = record_key >= 0
-    per_key = np.bincount(record_key[has], minlength=n_keys)
-    if per_key.max(initial=0) <= 1:
-        record_of_key = np.full(n_keys + 1, n_records, dtype=np.int64)  # the last: codes without a key
-        record_of_key[record_key[has]] = np.flatnonzero(has)
-        record_of_code = _with_missing(record_of_key[key_of_code], n_records)
-        for chunk in _chunks(len(key_codes)):
-            yield chunk, record_of_code[key_codes[chunk]]
-        return
-    # Several records share a key (deals of one contact): each event once per record of its key.
-    event_key = _with_missing(key_of_code, -1)[key_codes]
-    by_key = np.argsort(np.where(has, record_key, n_keys), kind="stable")
-    first = np.concatenate(([0], np.cumsum(per_key)[:-1]))
-    repeats = np.where(event_key >= 0, _with_missing(per_key, 0)[event_key], 0)
-    event = np.repeat(np.arange(len(event_key)), repeats)
-    within = np.arange(len(event)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
-    record = by_key[first[event_key[event]] + within]
-    for chunk in _chunks(len(event)):
-        yield event[chunk], record[chunk]
+@dataclass(frozen=True)
+class _Timeline:
+    """Events sorted by (group, time, type), packed one per int64: a group's events are a run."""
+
+    packed: np.ndarray
+    shift: int       # bits below the group
+    type_bits: int   # bits of the type, the lowest
+    t0: int          # second 0: the log's first event
+
+
+def _timeline(log: EventLog, group_of_code: np.ndarray, type_of_code: np.ndarray, *, n_groups: int,
+              latest_s: int, t0: int) -> _Timeline:
+    """The events whose key has a group (``group_of_code``: -1 none), sorted into a :class:`_Timeline`."""
+    type_bits = max((len(type_of_code) - 1).bit_length(), 1)
+    shift = max(latest_s - t0, 1).bit_length() + type_bits
+    if max(n_groups, 1).bit_length() + shift > 63:
+        raise DataError(f"the activity log spans too many records, accounts or years for one sort key: "
+                        f"{n_groups} groups over {(latest_s - t0) / DAY_S / 365:.0f} years")
+    packed = np.empty(len(log), dtype=np.int64)
+    n = 0
+    for part in log.parts:
+        n = _pack(part.key, part.kind, part.micros, group_of_code, type_of_code, t0, shift, type_bits, packed, n)
+    packed = packed[:n]
+    packed.sort()
+    return _Timeline(packed, shift, type_bits, t0)
+
+
+@njit(cache=True, nogil=True)
+def _walk_own(packed: np.ndarray, start: np.ndarray, record_code: np.ndarray, as_of: np.ndarray, shift: int,
+              type_bits: int, edges: np.ndarray, rate: float, type_weight: np.ndarray, window_edge: np.ndarray,
+              trend_edges: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Each record's figures from its key's run of events, oldest first, up to its as-of second.
+
+    ``edges``: the window bounds in seconds, ascending; ``window_edge``: the edge of each output
+    window; ``trend_edges``: the edges of the last 30 days and of the 60. ``rows[t]``: the output
+    rows of type ``t`` (its windows, trend, days since); ``rows[n_types]``: days since the last
+    event and the engagement score."""
+    n_types = len(rows) - 1
+    n_windows = len(window_edge)
+    second_mask = (1 << (shift - type_bits)) - 1
+    type_mask = (1 << type_bits) - 1
+    never = np.iinfo(np.int64).max
+    counts = np.zeros((n_types, len(edges)), dtype=np.int64)
+    youngest = np.empty(n_types + 1, dtype=np.int64)
+    for r in range(len(record_code)):
+        counts[:] = 0
+        youngest[:] = never
+        score = 0.0
+        code = record_code[r]
+        if code >= 0:
+            for i in range(start[code], start[code + 1]):
+                event = packed[i]
+                age = as_of[r] - ((event >> type_bits) & second_mask)
+                if age <= 0:  # the run is in time order: the rest is at or after the as-of second
+                    break
+                t = event & type_mask
+                youngest[t] = min(youngest[t], age)
+                score += np.exp2(age * rate) * type_weight[t]
+                if t < n_types:
+                    for b in range(len(edges)):
+                        if age <= edges[b]:
+                            counts[t, b] += 1
+        last = never
+        for t in range(n_types + 1):
+            last = min(last, youngest[t])
+        for t in range(n_types):
+            for w in range(n_windows):
+                out[rows[t, w], r] = counts[t, window_edge[w]]
+            out[rows[t, n_windows], r] = 2 * counts[t, trend_edges[0]] - counts[t, trend_edges[1]]
+            out[rows[t, n_windows + 1], r] = NO_ACTIVITY_DAYS if youngest[t] == never else youngest[t] // DAY_S
+        out[rows[n_types, 0], r] = NO_ACTIVITY_DAYS if last == never else last // DAY_S
+        out[rows[n_types, 1], r] = score
 
 
 def _own_activity(
-    pairs: Iterable[_Pairs], micros: np.ndarray, kind_of_event: Callable[[slice | np.ndarray], np.ndarray],
-    as_of: np.ndarray, type_weight: np.ndarray | None, *, n_types: int, windows: list[int], half_life_days: float,
-) -> dict[str, np.ndarray]:
-    """Per-record figures from each record's own events, accumulated chunk by chunk over the (events,
-    records) pairs. ``kind_of_event`` gives the events' type codes (``n_types``: any other type)."""
-    n_records = len(as_of)
+    log: EventLog, record_code: np.ndarray, type_of_code: np.ndarray, as_of: np.ndarray, type_weight: np.ndarray,
+    *, types: list[str], windows: list[int], half_life_days: float, t0: int, latest_s: int, names: list[str],
+    out: np.ndarray,
+) -> None:
+    """Per-record figures from each record's own events, written into the rows of ``out`` (one per
+    feature of ``names``). The events of the batch's keys are sorted by (key, time) once; each
+    record then reads its key's run, which several records of one key share."""
+    n_keys = len(log.keys)
+    wanted = np.zeros(n_keys + 1, dtype=bool)
+    wanted[record_code] = True  # a code of -1 marks the spare last slot
+    group_of_code = np.where(wanted[:n_keys], np.arange(n_keys), -1)
+    timeline = _timeline(log, group_of_code, type_of_code, n_groups=n_keys, latest_s=latest_s, t0=t0)
     bounds = sorted({TREND_DAYS, 2 * TREND_DAYS, *windows})
-    edges = [days * DAY_S for days in bounds]  # bucket k: ages in (edges[k-1], edges[k]] seconds
-    width = n_types + 1  # cells per record: one per type, and one for every other type
-    never = np.iinfo(np.int64).max
-    as_of = _with_missing(as_of, np.iinfo(np.int64).min // 4)  # the spare record: before any event
-    counts = np.zeros((len(bounds), n_records, n_types), dtype=np.int32)
-    youngest = np.full(n_records * width, never, dtype=np.int64)
-    engagement = np.zeros(n_records)
-    rate = -1.0 / (half_life_days * DAY_S)
-    one = np.int32(1)
-    for event, record in pairs:
-        age = as_of[record] - micros[event] // 1_000_000
-        before = age > 0
-        record, age, kind = record[before], age[before], kind_of_event(event)[before]
-        cell = record * width + kind
-        np.minimum.at(youngest, cell, age)
-        with np.errstate(under="ignore"):
-            decayed = np.exp2(age * rate)
-        if type_weight is not None:
-            decayed *= type_weight[kind]
-        np.add.at(engagement, record, decayed)
-        counted = (kind < n_types) & (age <= edges[-1])
-        bucket = np.zeros(int(counted.sum()), dtype=np.int64)
-        age = age[counted]
-        for edge in edges[:-1]:
-            bucket += age > edge
-        np.add.at(counts.reshape(-1), (bucket * n_records + record[counted]) * n_types + kind[counted], one)
-
-    within: dict[int, np.ndarray] = {}
-    total = np.zeros((n_records, n_types), dtype=np.int64)
-    for k, days in enumerate(bounds):
-        total = total + counts[k]
-        within[days] = total
-    del counts
-    columns: dict[str, np.ndarray] = {f"win_{w}": within[w] for w in windows}
-    columns["trend"] = 2 * within[TREND_DAYS] - within[2 * TREND_DAYS]
-    by_cell = youngest.reshape(n_records, width)
-    columns["days_since"] = _days(by_cell[:, :n_types])
-    columns["days_since_last_event"] = _days(by_cell.min(axis=1))
-    columns["engagement_score"] = engagement
-    return columns
+    at = {name: i for i, name in enumerate(names)}
+    rows = np.array([[at[f"evt_{t}_{w}d"] for w in windows] + [at[f"evt_{t}_trend"], at[f"evt_{t}_days_since"]]
+                     for t in types] + [[at["days_since_last_event"], at["engagement_score"]] + [0] * len(windows)],
+                    dtype=np.int64).reshape(len(types) + 1, len(windows) + 2)
+    _walk_own(timeline.packed, _segments(timeline.packed, timeline.shift, n_keys), record_code, as_of - t0,
+              timeline.shift, timeline.type_bits, np.array(bounds, dtype=np.int64) * DAY_S,
+              -1.0 / (half_life_days * DAY_S), type_weight, np.array([bounds.index(w) for w in windows]),
+              np.array([bounds.index(TREND_DAYS), bounds.index(2 * TREND_DAYS)]), rows, out)
 
 
-def _days(youngest: np.ndarray) -> np.ndarray:
-    """Whole days from the youngest age in seconds; ``NO_ACTIVITY_DAYS`` where there was none."""
-    days = (youngest // DAY_S).astype(float)
-    days[youngest == np.iinfo(np.int64).max] = NO_ACTIVITY_DAYS
-    return days
+@njit(cache=True, nogil=True)
+def _walk_accounts(packed: np.ndarray, records: np.ndarray, targets: np.ndarray, windows_s: np.ndarray,
+                   shift: int, type_bits: int, half_life_s: float, type_weight: np.ndarray,
+                   counts_out: np.ndarray, score_out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One pass over the sorted events and the records' as-of dates, both in timeline order.
 
-
-def _running_sum(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """Cumulative sums of ``values`` restarting at each group (``group``: int codes). Each group's sums
-    depend on its own values only, and pandas compensates the rounding (Kahan).
-
-    pandas' own kernel is called directly: the public ``groupby().cumsum()`` first hashes 20M group
-    codes it does not need to (10x the time). Should that private kernel move, the public route runs."""
-    try:
-        from pandas._libs.groupby import group_cumsum
-
-        out = np.empty((len(values), 1))
-        group_cumsum(out, values.reshape(-1, 1), group.astype(np.intp, copy=False), n_groups, False)
-        return out[:, 0]
-    except (ImportError, TypeError, ValueError):  # pragma: no cover - depends on the pandas release
-        return _running_sum_public(values, group, n_groups)
-
-
-def _running_sum_public(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    codes = pd.Categorical.from_codes(group, categories=pd.RangeIndex(n_groups))
-    return pd.Series(values).groupby(codes, sort=False, observed=True).cumsum().to_numpy()
+    ``targets``: each record's (account, as-of second) packed like the events, ascending;
+    ``records``: whose target each is. For each record: the account's events in each window before
+    it (``counts_out[w, record]``), and their decayed score (``score_out[record]``), from a running
+    sum of ``2 ** ((t - anchor) / half_life)`` over the account's events in time order (Kahan
+    compensated). Terms grow along the timeline, so the sum keeps full relative precision; it is
+    rescaled when the exponent passes ``REANCHOR_HALF_LIVES``. Every figure of an account depends
+    on that account's events alone: a record gets the same figures alone or in a batch."""
+    n = len(packed)
+    second_mask = (1 << (shift - type_bits)) - 1
+    type_mask = (1 << type_bits) - 1
+    reanchor = REANCHOR_HALF_LIVES * half_life_s
+    lower = np.zeros(len(windows_s), dtype=np.int64)
+    e = 0
+    current = -1
+    total = 0.0
+    carry = 0.0
+    anchor = 0
+    for i in range(len(records)):
+        target = targets[i]
+        account = target >> shift
+        second = (target >> type_bits) & second_mask
+        while e < n and packed[e] < target:
+            event = packed[e]
+            at = (event >> type_bits) & second_mask
+            if (event >> shift) != current:
+                current = event >> shift
+                total = 0.0
+                carry = 0.0
+                anchor = at
+            elif at - anchor > reanchor:
+                scale = np.exp2((anchor - at) / half_life_s)
+                total *= scale
+                carry *= scale
+                anchor = at
+            y = np.exp2((at - anchor) / half_life_s) * type_weight[event & type_mask] - carry
+            t = total + y
+            carry = (t - total) - y
+            total = t
+            e += 1
+        record = records[i]
+        if e > 0 and current == account:
+            score_out[record] = total * np.exp2((anchor - second) / half_life_s)
+        else:
+            score_out[record] = 0.0
+        for w in range(len(windows_s)):
+            start = max(second - windows_s[w], 0)
+            bound = (account << shift) | (start << type_bits)
+            p = lower[w]
+            while p < n and packed[p] < bound:
+                p += 1
+            lower[w] = p
+            counts_out[w, record] = e - p
 
 
 def _account_activity(
-    record_account: np.ndarray, account_of_code: np.ndarray, key_codes: np.ndarray, micros: np.ndarray,
-    kind_of_event: Callable[[slice | np.ndarray], np.ndarray], as_of: np.ndarray, type_weight: np.ndarray | None,
-    *, n_accounts: int, n_types: int, windows: list[int], half_life_days: float,
-) -> dict[str, np.ndarray]:
-    """Per-record figures over every event of the record's account before its as-of date.
-    ``record_account``: each record's account code (-1: none); ``account_of_code``: the account of each
-    event key code (-1: none), the events' codes being ``key_codes``.
+    log: EventLog, record_account: np.ndarray, account_of_code: np.ndarray, type_of_code: np.ndarray,
+    as_of: np.ndarray, type_weight: np.ndarray, *, n_accounts: int, windows: list[int], half_life_days: float,
+    t0: int, latest_s: int, counts_out: np.ndarray, score_out: np.ndarray,
+) -> None:
+    """Per-record figures over every event of the record's account before its as-of date, written
+    into ``counts_out`` (a row per window) and ``score_out``. ``record_account``: each record's
+    account code (-1: none); ``account_of_code``: the account of each event key code (-1: none)."""
+    counts_out[:] = 0
+    score_out[:] = 0
+    records = np.flatnonzero(record_account >= 0)
+    if not len(records):
+        return
+    timeline = _timeline(log, account_of_code, type_of_code, n_groups=n_accounts, latest_s=latest_s, t0=t0)
+    as_of = np.clip(as_of[records] - t0, 0, (1 << (timeline.shift - timeline.type_bits)) - 1)
+    targets = record_account[records].astype(np.int64) << timeline.shift | as_of << timeline.type_bits
+    order = np.argsort(targets, kind="stable")
+    _walk_accounts(timeline.packed, records[order], targets[order], np.array(windows, dtype=np.int64) * DAY_S,
+                   timeline.shift, timeline.type_bits, float(half_life_days * DAY_S), type_weight, counts_out,
+                   score_out)
 
-    The account's events are sorted by (account, time) once; a record's window is a pair of binary
-    searches, and the decayed score a running sum within the account read at the same position.
-    Every figure of an account depends on that account's events alone, so a record gets the same
-    figures alone or in a batch.
-    """
-    t0 = int(micros.min()) // 1_000_000 if len(micros) else 0  # seconds since the first event
-    as_of = np.maximum(as_of - t0, 0)
-    # One sort of packed (account, second, type) keys: the type carries each event's weight.
-    type_bits = max(n_types.bit_length(), 1)
-    latest = (int(micros.max()) // 1_000_000 - t0) if len(micros) else 0
-    second_bits = max(latest.bit_length(), int(as_of.max(initial=0)).bit_length(), 1)
-    shift = second_bits + type_bits
-    if n_accounts.bit_length() + shift > 63:
-        raise DataError(f"the activity log spans too many accounts or years for one sort key: {n_accounts} accounts, "
-                        f"{latest / DAY_S / 365:.0f} years")
-    account_of_code = _with_missing(account_of_code, -1)
-    packed = np.empty(len(key_codes), dtype=np.int64)
-    n = 0
-    for chunk in _chunks(len(key_codes)):
-        account = account_of_code[key_codes[chunk]]
-        known = account >= 0
-        seconds = micros[chunk][known] // 1_000_000 - t0
-        part = account[known].astype(np.int64) << shift | seconds << type_bits | kind_of_event(chunk)[known]
-        packed[n:n + len(part)] = part
-        n += len(part)
-    packed = packed[:n]
-    packed.sort()
-    second_mask, type_mask = (1 << second_bits) - 1, (1 << type_bits) - 1
-    first = np.searchsorted(packed, np.arange(n_accounts + 1, dtype=np.int64) << shift)
-    # Each term is 2 ** (half-lives since the account's first event): terms grow along the timeline, so
-    # a running sum is always at least its latest term and keeps full relative precision; a record's
-    # score is the running sum at its as-of date scaled back by 2 ** -(half-lives since that anchor).
-    # (The anchor is moved later for an account active over more than MAX_HALF_LIVES half-lives: events
-    # older than that weigh less than 2 ** -MAX_HALF_LIVES of a fresh one anyway.)
-    half_life_s = half_life_days * DAY_S
-    active = first[1:] > first[:-1]
-    anchor = np.zeros(n_accounts, dtype=np.int64)
-    anchor[active] = np.maximum(packed[first[:-1][active]] >> type_bits & second_mask,
-                                (packed[first[1:][active] - 1] >> type_bits & second_mask)
-                                - int(MAX_HALF_LIVES * half_life_s))
-    term, group = np.empty(n), np.empty(n, dtype=np.intp)
-    for chunk in _chunks(n):
-        part = packed[chunk]
-        group[chunk] = part >> shift
-        with np.errstate(under="ignore"):
-            term[chunk] = np.exp2(((part >> type_bits & second_mask) - anchor[group[chunk]]) / half_life_s)
-        if type_weight is not None:
-            term[chunk] *= type_weight[part & type_mask]
-    running = _running_sum(term, group, n_accounts)
-    del term, group
 
-    has = record_account >= 0
-    account = np.maximum(record_account, 0)
-    base = account.astype(np.int64) << shift
-    by_query = np.argsort(base + as_of)  # the records' queries in timeline order: searches walk forward
-
-    def position(seconds_since_t0: np.ndarray) -> np.ndarray:
-        """Per record: the first event of its account at or after that second."""
-        found = np.empty(len(account), dtype=np.int64)
-        found[by_query] = np.searchsorted(packed, (base + (np.maximum(seconds_since_t0, 0) << type_bits))[by_query])
-        return found
-
-    end = position(as_of)
-    columns = {f"acct_events_{w}d": np.where(has, end - position(as_of - w * DAY_S), 0).astype(float)
-               for w in windows}
-    total = running[np.maximum(end - 1, 0)] if len(running) else np.zeros(len(end))
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        decayed = total * np.exp2((anchor[account] - as_of) / half_life_s)
-    columns["acct_engagement_score"] = np.where(has & (end > first[account]), np.nan_to_num(decayed, posinf=0.0), 0.0)
-    return columns
+def _account_of_code(keys: pa.Array, key_accounts: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
+    """The account code of each event key code (-1: none), and the distinct accounts: every account
+    of the log, not only the batch's, so an account's timeline is the same alone or in a batch."""
+    account_of_row, accounts = _dictionary(key_accounts["account_key"])
+    key_of_row = _codes(key_accounts["event_key"], keys)
+    account_of_code = np.full(len(keys), -1, dtype=np.int64)
+    known = key_of_row >= 0
+    account_of_code[key_of_row[known]] = account_of_row[known]
+    return account_of_code, accounts
 
 
 def intent_features(
-    keys: pd.Series, as_of: pd.Series, events: pd.DataFrame, *, types: list[str], windows: list[int],
+    keys: pd.Series, as_of: pd.Series, events: EventLog | pd.DataFrame, *, types: list[str], windows: list[int],
     half_life_days: float = 30.0, weights: Mapping[str, float] | None = None,
     accounts: pd.Series | None = None, key_accounts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -324,50 +351,30 @@ def intent_features(
     names = [s.name for s in intent_specs(types, windows, accounts=with_accounts)]
     if not len(keys):
         return pd.DataFrame(columns=names, index=keys.index, dtype=float)
+    log = as_event_log(events)
     n_types = len(types)
-    record_key, key_index = _dictionary(keys)  # codes into the records' distinct keys
-    micros = _epoch_micros(events["timestamp"])
-    as_of_s = _epoch_seconds(as_of)
-    type_codes, type_names = _dictionary(events["event_type"])
-    type_of_name = _positions(type_names, pa.array(types, type=pa.large_string()))
+    type_of_name = _positions(log.types, pa.array(types, type=pa.large_string()))
     type_of_code = _with_missing(np.where(type_of_name >= 0, type_of_name, n_types), n_types)  # n_types: other
-
-    def kind_of_event(event: slice | np.ndarray) -> np.ndarray:
-        return type_of_code[type_codes[event]]
-
-    type_weight = None
-    if any(float(w) != 1.0 for w in (weights or {}).values()):
-        type_weight = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # last: other types
-    key_codes, key_names = _dictionary(events["event_key"])
-    pairs = _pairs(key_codes, _positions(key_names, key_index), record_key, len(key_index))
+    weight = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # the last: other types
+    record_code = _codes(keys, log.keys)
+    as_of_s = _epoch_seconds(as_of)
+    stamps = [(int(p.micros.min()) // 1_000_000, int(p.micros.max()) // 1_000_000) for p in log.parts if len(p)]
+    t0, latest_s = (min(s[0] for s in stamps), max(s[1] for s in stamps)) if stamps else (0, 0)
+    # One float block, a row per feature: each pass writes its rows, and the frame takes the block as is.
+    block = np.empty((len(names), len(keys)))
     with ThreadPoolExecutor(max_workers=1) as pool:
         account_part = None
         if with_accounts:
             assert accounts is not None and key_accounts is not None
-            # Every account of the log, not only the batch's: an account's timeline is the same alone or in a batch.
-            account_of_key, account_index = _dictionary(key_accounts["account_key"])
-            # Each event's account through its key: one lookup per distinct key, then a gather per chunk.
-            account_of_key = _with_missing(account_of_key.astype(np.int64), -1)
-            account_of_code = account_of_key[_positions(key_names, _arrow_strings(key_accounts["event_key"]))]
-            # On a second core: much of it (sorting aside) runs outside the GIL, while the own-activity
-            # pass below mostly holds it. The two share nothing but read-only inputs.
+            account_of_code, account_index = _account_of_code(log.keys, key_accounts)
+            first = names.index(f"acct_events_{windows[0]}d")
+            # On a second core: both passes are compiled and release the GIL (so does NumPy's sort).
             account_part = pool.submit(
-                _account_activity, _codes(accounts, account_index), account_of_code, key_codes, micros,
-                kind_of_event, as_of_s, type_weight, n_accounts=len(account_index), n_types=n_types,
-                windows=windows, half_life_days=half_life_days)
-        columns = _own_activity(pairs, micros, kind_of_event, as_of_s, type_weight, n_types=n_types,
-                                windows=windows, half_life_days=half_life_days)
+                _account_activity, log, _codes(accounts, account_index), account_of_code, type_of_code, as_of_s,
+                weight, n_accounts=len(account_index), windows=windows, half_life_days=half_life_days, t0=t0,
+                latest_s=latest_s, counts_out=block[first:first + len(windows)], score_out=block[first + len(windows)])
+        _own_activity(log, record_code, type_of_code, as_of_s, weight, types=types, windows=windows,
+                      half_life_days=half_life_days, t0=t0, latest_s=latest_s, names=names, out=block)
         if account_part is not None:
-            columns |= account_part.result()
-
-    # One float block, a row per feature: the frame takes it as is, without copying column by column.
-    block = np.empty((len(names), len(keys)))
-    i = 0
-    for j in range(n_types):
-        for source in [*(f"win_{w}" for w in windows), "trend", "days_since"]:
-            block[i] = columns[source][:, j]
-            i += 1
-    for name in names[i:]:
-        block[i] = columns[name]
-        i += 1
+            account_part.result()
     return pd.DataFrame(block.T, columns=names, index=keys.index, copy=False)

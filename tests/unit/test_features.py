@@ -195,13 +195,69 @@ def test_records_sharing_a_key_each_see_their_own_window() -> None:
     assert out["evt_demo_request_days_since"].tolist() == [10, 5, NO_ACTIVITY_DAYS]
 
 
-def test_the_running_sum_kernel_matches_the_public_groupby() -> None:
-    from pipeline.features.intent import _running_sum, _running_sum_public
+def _brute_force_accounts(keys, as_of, accounts, events, *, windows, half_life_days, weights):
+    """Account figures the slow way: every (record, event of its account) pair, one by one."""
+    key_account = dict(zip(keys, accounts, strict=True))
+    out = {f"acct_events_{w}d": [] for w in windows} | {"acct_engagement_score": []}
+    for account, when in zip(accounts, as_of, strict=True):
+        ages = [((when - t).total_seconds() // 1, weights.get(kind, 1.0))
+                for k, kind, t in events.itertuples(index=False) if key_account.get(k) == account]
+        ages = [(age, weight) for age, weight in ages if age > 0]
+        for w in windows:
+            out[f"acct_events_{w}d"].append(sum(age <= w * 86_400 for age, _ in ages))
+        out["acct_engagement_score"].append(sum(weight * 0.5 ** (age / (half_life_days * 86_400))
+                                                for age, weight in ages))
+    return pd.DataFrame(out, dtype=float)
 
-    rng = np.random.default_rng(0)
-    group = np.sort(rng.integers(0, 50, 2000))
-    values = rng.random(2000) * 10.0 ** rng.integers(-8, 8, 2000)
-    np.testing.assert_array_equal(_running_sum(values, group, 50), _running_sum_public(values, group, 50))
+
+@pytest.mark.parametrize("half_life_days", [30.0, 0.01])  # 0.01: the running sum is rescaled many times
+def test_account_roll_up_matches_a_brute_force_count(half_life_days) -> None:
+    rng = np.random.default_rng(7)
+    n_keys, n_events = 60, 3000
+    keys = [f"k{i}" for i in range(n_keys)]
+    accounts = [f"a{i % 9}" for i in range(n_keys)]
+    start = pd.Timestamp("2023-01-01")
+    as_of = pd.Series(start + pd.to_timedelta(rng.integers(0, 400, n_keys), unit="D"))
+    events = _events([(f"k{rng.integers(0, n_keys + 3)}",  # a few keys no record or account has
+                       TYPES[rng.integers(0, 3)] if rng.random() < 0.9 else "other_type",
+                       str(start + pd.Timedelta(seconds=int(rng.integers(0, 420 * 86_400)))))
+                      for _ in range(n_events)])
+    weights = {"demo_request": 2.5}
+    key_accounts = pd.DataFrame({"event_key": keys, "account_key": accounts})
+    out = intent_features(pd.Series(keys, dtype="string"), as_of, events, types=TYPES, windows=[7, 30, 90],
+                          half_life_days=half_life_days, weights=weights,
+                          accounts=pd.Series(accounts, dtype="string"), key_accounts=key_accounts)
+    expected = _brute_force_accounts(keys, as_of, accounts, events, windows=[7, 30, 90],
+                                     half_life_days=half_life_days, weights=weights)
+    counts = [f"acct_events_{w}d" for w in (7, 30, 90)]
+    pd.testing.assert_frame_equal(out[counts], expected[counts])
+    np.testing.assert_allclose(out["acct_engagement_score"], expected["acct_engagement_score"], rtol=1e-9,
+                               atol=1e-300)
+
+
+def test_an_event_log_read_from_parquet_equals_the_frame(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.features.events import EventLog
+
+    frame = _events([("l1", "demo_request", "2024-06-01"), ("l2", "pricing_page_view", "2024-06-02"),
+                     ("l3", "demo_request", "2024-06-03"), ("l1", "webinar_attended", "2024-06-04")])
+    # Two row groups with dictionaries of their own (ingest's share one): the codes are mapped onto one log.
+    path = tmp_path / "events.parquet"
+    tables = [pa.Table.from_pandas(rows.astype({"event_key": "category", "event_type": "category"}),
+                                   preserve_index=False) for rows in (frame.iloc[:2], frame.iloc[2:])]
+    with pq.ParquetWriter(path, tables[0].schema) as writer:
+        for table in tables:
+            writer.write_table(table.cast(tables[0].schema))
+    read = EventLog.read(path)
+    assert len(read.parts) == 2 and len(read) == 4
+    as_of = pd.Series(pd.to_datetime(["2024-07-01"] * 3))
+    keys = pd.Series(["l1", "l2", "l3"], dtype="string")
+    pd.testing.assert_frame_equal(intent_features(keys, as_of, read, types=TYPES, windows=[30]),
+                                  intent_features(keys, as_of, frame, types=TYPES, windows=[30]))
+    assert event_types(read, limit=2) == event_types(frame, limit=2) == ["demo_request", "pricing_page_view"]
+    assert read.latest() == pd.Timestamp("2024-06-04")
 
 
 def test_batch_runs_keep_freed_memory_where_glibc_allows() -> None:
