@@ -9,7 +9,6 @@ stratified, instead of by time). The same :func:`build_features` serves training
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,10 +21,16 @@ import pyarrow.parquet as pq
 
 from pipeline.config import FeaturesParams, IcpParams, Settings
 from pipeline.errors import DataError
+from pipeline.features.events import Dictionary, EventLog, PendingEventLog
 from pipeline.features.fields import field_features
 from pipeline.features.firmographic import icp_fit
-from pipeline.features.events import Dictionary, EventLog
-from pipeline.features.intent import as_event_log, event_types, intent_features, intent_specs
+from pipeline.features.intent import (
+    as_event_log,
+    event_types,
+    intent_features,
+    intent_specs,
+    is_intent_feature,
+)
 from pipeline.features.leakage import audit_leakage
 from pipeline.features.qualification import evaluate_framework, load_framework, status_shares
 from pipeline.features.spec import FeatureSpec
@@ -62,11 +67,12 @@ class FeatureSet:
         return [s.name for s in self.specs]
 
 
-def default_scoring_date(records: pd.DataFrame, events: EventLog | pd.DataFrame | None) -> pd.Timestamp:
+def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None
+                         ) -> pd.Timestamp:
     """The export's own date: midnight after its latest decision, creation or event."""
     candidates = [records["decision_date"].max(), records["created_date"].max()]
     if events is not None and len(events):
-        candidates.append(as_event_log(events).latest())
+        candidates.append(events.latest() if isinstance(events, PendingEventLog) else as_event_log(events).latest())
     known = [pd.Timestamp(c) for c in candidates if pd.notna(c)]
     if not known:
         raise DataError("the export has no dates at all; set features.scoring_date in params.yaml")
@@ -74,7 +80,7 @@ def default_scoring_date(records: pd.DataFrame, events: EventLog | pd.DataFrame 
 
 
 def build_features(
-    records: pd.DataFrame, events: EventLog | pd.DataFrame | None, fields: list[FieldInfo], *,
+    records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None, fields: list[FieldInfo], *,
     params: FeaturesParams, scoring_date: date | None = None, event_accounts: pd.DataFrame | None = None,
     icp: IcpParams | None = None, framework: str = "bant",
 ) -> FeatureSet:
@@ -82,42 +88,60 @@ def build_features(
 
     A record's features depend only on its own fields, its (and its account's) events before its
     as-of date, and the params: built alone or in a batch, a record gets the same features.
+
+    What needs only the records (field features, ICP fit, and the framework unless its rules refer
+    to intent features) is built first, so a log still being read (:class:`PendingEventLog`) is
+    waited for as late as possible.
     """
-    events = as_event_log(events) if events is not None else None
     scoring = pd.Timestamp(scoring_date) if scoring_date else default_scoring_date(records, events)
     is_open = (records["outcome"] == OUTCOME_OPEN).to_numpy()
-    decided = records["decision_date"]
-    as_of = pd.Series(np.where(is_open | decided.isna().to_numpy(), scoring, decided), index=records.index)
-    as_of = pd.to_datetime(as_of).astype("datetime64[us]")
+    decided = pd.to_datetime(records["decision_date"]).to_numpy(dtype="datetime64[us]")
+    as_of = pd.Series(np.where(is_open | np.isnat(decided), np.datetime64(scoring, "us"), decided),
+                      index=records.index)
     base = pd.DataFrame({
-        "record_id": records["record_id"].astype("string").to_numpy(),
-        "outcome": records["outcome"].astype("string").to_numpy(),
+        "record_id": records["record_id"].astype("str"),
+        "outcome": records["outcome"].astype("str"),
         "label": np.where(is_open, np.nan, (records["outcome"] == OUTCOME_WON).to_numpy(dtype=float)),
-        "as_of": as_of.to_numpy(),
+        "as_of": as_of,
     }, index=records.index)
-    columns, specs = field_features(records, fields, as_of=as_of)
-    parts = [base, pd.DataFrame(columns, index=records.index)]
-    if events is not None and len(events):
-        types = event_types(events, limit=params.max_event_types)
-        with_accounts = event_accounts is not None and records["account_key"].notna().any()
-        parts.append(intent_features(records["event_key"], as_of, events, types=types,
-                                     windows=params.event_windows_days, half_life_days=params.half_life_days,
-                                     weights=params.event_weights,
-                                     accounts=records["account_key"] if with_accounts else None,
-                                     key_accounts=event_accounts if with_accounts else None))
-        specs += intent_specs(types, params.event_windows_days, accounts=with_accounts)
-    matrix = pd.concat(parts, axis=1)
+    columns, field_specs = field_features(records, fields, as_of=as_of)
+    matrix = pd.concat([base, pd.DataFrame(columns, index=records.index)], axis=1)
     context = _rule_context(records, fields, matrix)
+    icp_specs: list[FeatureSpec] = []
     detail: list[str] = []
     fit = icp_fit(context, icp or IcpParams())
     if fit is not None:
         matrix["icp_fit"], matrix["icp_matched"], matrix["icp_missed"] = fit
-        specs.append(FeatureSpec("icp_fit", "numeric", "firmographic", "icp", "Fit with the ideal customer profile"))
+        icp_specs.append(FeatureSpec("icp_fit", "numeric", "firmographic", "icp",
+                                     "Fit with the ideal customer profile"))
         detail += ["icp_matched", "icp_missed"]
         context["icp_fit"] = matrix["icp_fit"]
     rules = load_framework(framework)
-    flags = evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, explain=is_open)
+
+    def qualify(specs: list[FeatureSpec]) -> pd.DataFrame:
+        return evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, explain=is_open)
+
+    refers_to_intent = any(is_intent_feature(c.field) for criterion in rules.criteria for c in criterion.conditions)
+    flags = None if refers_to_intent else qualify(field_specs + icp_specs)
+    intent: list[FeatureSpec] = []
+    if events is not None and len(events):
+        log_ = as_event_log(events)
+        types = event_types(log_, limit=params.max_event_types)
+        with_accounts = event_accounts is not None and records["account_key"].notna().any()
+        activity = intent_features(records["event_key"], as_of, log_, types=types,
+                                   windows=params.event_windows_days, half_life_days=params.half_life_days,
+                                   weights=params.event_weights,
+                                   accounts=records["account_key"] if with_accounts else None,
+                                   key_accounts=event_accounts if with_accounts else None)
+        matrix = pd.concat([matrix, activity], axis=1)
+        intent = intent_specs(types, params.event_windows_days, accounts=with_accounts)
+        if flags is None:
+            for column in activity.columns:
+                context[column] = activity[column]
+    if flags is None:
+        flags = qualify(field_specs + intent + icp_specs)
     matrix = pd.concat([matrix, flags], axis=1)
+    specs = field_specs + intent + icp_specs
     for criterion in rules.criteria:
         specs.append(FeatureSpec(f"fw_{criterion.key}", "categorical", "qualification", criterion.key,
                                  f"{rules.name}: {criterion.label}"))
@@ -154,25 +178,24 @@ class Interim:
     export has them), and the declared fields."""
 
     records: pd.DataFrame
-    events: EventLog | None
+    events: PendingEventLog | None  # read on a thread of its own: build_features waits for it when it needs it
     fields: list[FieldInfo]
     event_accounts: pd.DataFrame | None
 
 
 def read_interim(interim_dir: Path) -> Interim:
-    """The interim files. The activity log is read on a second thread meanwhile the records: pyarrow
-    decodes without holding the GIL, and at 1M leads each takes about half the reading time."""
+    """The interim files. The activity log (the largest by far) is read on a thread of its own while
+    the records are read and their own features built: pyarrow decodes without holding the GIL."""
     records_path, fields_path = interim_dir / RECORDS_FILE, interim_dir / FIELDS_FILE
     for path in (records_path, fields_path):
         if not path.exists():
             raise DataError(f"missing {path}; run `leadscore ingest` first")
     fields = [FieldInfo(**f) for f in read_json(fields_path)]
     events_path, accounts_path = interim_dir / EVENTS_FILE, interim_dir / EVENT_ACCOUNTS_FILE
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        events = pool.submit(EventLog.read, events_path) if events_path.exists() else None
-        records = _read_table(records_path)
-        event_accounts = _read_table(accounts_path) if accounts_path.exists() else None
-        return Interim(records, events.result() if events is not None else None, fields, event_accounts)
+    events = PendingEventLog(events_path) if events_path.exists() else None
+    records = _read_table(records_path)
+    event_accounts = _read_table(accounts_path) if accounts_path.exists() else None
+    return Interim(records, events, fields, event_accounts)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -207,8 +230,9 @@ def read_feature_set(out_dir: Path) -> FeatureSet:
     return FeatureSet(matrix=pd.read_parquet(matrix_path), specs=specs)
 
 
-def featurise(records: pd.DataFrame, events: EventLog | pd.DataFrame | None, fields: list[FieldInfo], *,
-              settings: Settings, event_accounts: pd.DataFrame | None = None) -> FeatureSet:
+def featurise(records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None,
+              fields: list[FieldInfo], *, settings: Settings, event_accounts: pd.DataFrame | None = None
+              ) -> FeatureSet:
     """:func:`build_features` with the settings' params, then the leakage guard on the labeled records."""
     features = build_features(records, events, fields, params=settings.features,
                               scoring_date=settings.features.scoring_date, event_accounts=event_accounts,

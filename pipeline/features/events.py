@@ -14,6 +14,7 @@ and one without a type counts as "any other type".
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +90,7 @@ class EventLog:
     @classmethod
     def read(cls, path: Path) -> EventLog:
         """The log in an events Parquet file as ingest writes it, one part per row group."""
-        try:
-            file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would keep every row group read
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
-        _require_columns(file.schema_arrow.names, where=str(path))
+        file = _open(path)
         keys, types = Dictionary(), Dictionary()
         parts = []
         for group in range(file.metadata.num_row_groups):
@@ -105,6 +102,59 @@ class EventLog:
                     key_codes = np.where(stamp.is_null().to_numpy(zero_copy_only=False), -1, key_codes)
                 parts.append(EventPart(key_codes, types.codes(kind), micros))
         return cls(keys.values(), types.values(), tuple(parts))
+
+
+class PendingEventLog:
+    """An activity log being read on a thread of its own, and what its file tells before that: the
+    number of events, and the latest event time (from the file's column statistics, when it has
+    them). Meanwhile the caller can build everything that needs only the records."""
+
+    def __init__(self, path: Path) -> None:
+        file = _open(path)
+        self._rows = file.metadata.num_rows
+        self._latest = _latest_by_statistics(file)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events")
+        self._log = pool.submit(EventLog.read, path)
+        pool.shutdown(wait=False)  # the thread ends with the read
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def latest(self) -> pd.Timestamp | None:
+        return self._latest if self._latest is not None else self.result().latest()
+
+    def result(self) -> EventLog:
+        """The log, once read (an error of the read is raised here)."""
+        return self._log.result()
+
+
+def _open(path: Path) -> pq.ParquetFile:
+    try:
+        file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would keep every row group read
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
+    _require_columns(file.schema_arrow.names, where=str(path))
+    return file
+
+
+def _latest_by_statistics(file: pq.ParquetFile) -> pd.Timestamp | None:
+    """The latest event time from the row groups' statistics, or None when they cannot tell it
+    exactly: statistics missing, or events without a key or a time (those do not count)."""
+    names = file.schema_arrow.names
+    key_at, stamp_at = names.index("event_key"), names.index("timestamp")
+    if not pa.types.is_timestamp(file.schema_arrow.field("timestamp").type):
+        return None
+    latest = None
+    for group in range(file.metadata.num_row_groups):
+        meta = file.metadata.row_group(group)
+        if not meta.num_rows:
+            continue
+        key, stamp = meta.column(key_at).statistics, meta.column(stamp_at).statistics
+        if key is None or stamp is None or not stamp.has_min_max or key.null_count or stamp.null_count:
+            return None
+        value = pd.Timestamp(stamp.max)
+        latest = value if latest is None or value > latest else latest
+    return latest
 
 
 def _require_columns(columns: object, *, where: str) -> None:

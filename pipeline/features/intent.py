@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from pipeline.errors import DataError
-from pipeline.features.events import EventLog
+from pipeline.features.events import EventLog, PendingEventLog
 from pipeline.features.spec import FeatureSpec
 
 NO_ACTIVITY_DAYS = 9999.0  # days since the last event when there is none before the as-of date
@@ -45,8 +45,16 @@ REANCHOR_HALF_LIVES = 512  # the account pass rescales its running sum before 2 
 _NEVER = np.iinfo(np.int64).max
 
 
-def as_event_log(events: EventLog | pd.DataFrame) -> EventLog:
+def as_event_log(events: EventLog | PendingEventLog | pd.DataFrame) -> EventLog:
+    """The log itself: a frame converted, a log being read waited for."""
+    if isinstance(events, PendingEventLog):
+        return events.result()
     return events if isinstance(events, EventLog) else EventLog.from_frame(events)
+
+
+def is_intent_feature(name: str) -> bool:
+    """Whether ``name`` is (or could be) one of the features :func:`intent_specs` makes."""
+    return name.startswith(("evt_", "acct_")) or name in ("days_since_last_event", "engagement_score")
 
 
 def event_types(events: EventLog | pd.DataFrame, *, limit: int) -> list[str]:

@@ -24,21 +24,24 @@ MAX_TRAIN_ROWS = 200_000  # per-value won rates are stable long before a million
 MAX_VALID_ROWS = 50_000  # an AUC on 50k rows has a standard error near 0.002: far finer than the threshold
 
 
-def single_feature_auc(train: pd.Series, y_train: np.ndarray, valid: pd.Series, y_valid: np.ndarray, *,
-                       kind: str) -> float:
-    """How well this one feature alone ranks won above lost on the validation slice (0.5 to 1)."""
+def single_feature_auc(train: pd.Series | np.ndarray | None, y_train: np.ndarray, valid: pd.Series | np.ndarray,
+                       y_valid: np.ndarray, *, kind: str) -> float:
+    """How well this one feature alone ranks won above lost on the validation slice (0.5 to 1).
+    A numeric feature is ranked as it is (``train`` is not needed: pass None)."""
     if len(np.unique(y_valid)) < 2:
         return float("nan")
     if kind == "categorical":
         # Won rate per value on the training rows, smoothed towards the prior; unseen values get the prior.
-        codes, _ = pd.factorize(pd.concat([train, valid], ignore_index=True).astype("string"), use_na_sentinel=False)
+        assert train is not None
+        both = pd.concat([pd.Series(train), pd.Series(valid)], ignore_index=True).astype("string")
+        codes, _ = pd.factorize(both, use_na_sentinel=False)
         train_codes, valid_codes = codes[:len(train)], codes[len(train):]
         prior = y_train.mean()
         won = np.bincount(train_codes, weights=y_train, minlength=codes.max(initial=0) + 1)
         seen = np.bincount(train_codes, minlength=len(won))
         score = ((won + SMOOTHING * prior) / (seen + SMOOTHING))[valid_codes]
     else:
-        x = pd.to_numeric(valid, errors="coerce").to_numpy(dtype=float)
+        x = pd.to_numeric(pd.Series(valid), errors="coerce").to_numpy(dtype=float)
         lowest = np.nanmin(x) - 1 if np.isfinite(x).any() else 0.0
         score = np.where(np.isnan(x), lowest, x)
     auc = _roc_auc(y_valid, score)
@@ -69,8 +72,14 @@ def audit_leakage(matrix: pd.DataFrame, specs: list[FeatureSpec], *, max_auc: fl
     valid = _at_most(labeled[(split == "valid").to_numpy()], MAX_VALID_ROWS, rng)
     label = matrix["label"].to_numpy()
     y_train, y_valid = label[train].astype(int), label[valid].astype(int)
-    aucs = {s.name: single_feature_auc(matrix[s.name].iloc[train], y_train, matrix[s.name].iloc[valid], y_valid,
-                                       kind=s.kind) for s in specs}
+
+    def rows(spec: FeatureSpec, positions: np.ndarray) -> pd.Series | np.ndarray:
+        if spec.kind == "categorical":
+            return matrix[spec.name].iloc[positions]  # text stays in Arrow
+        return matrix[spec.name].to_numpy()[positions]  # a float column is a view: one gather
+
+    aucs = {s.name: single_feature_auc(rows(s, train) if s.kind == "categorical" else None, y_train,
+                                       rows(s, valid), y_valid, kind=s.kind) for s in specs}
     dropped = {name: round(auc, 4) for name, auc in aucs.items() if auc > max_auc}
     for name, auc in dropped.items():
         log.warning("leakage guard: dropping %s: alone it separates won from lost with ROC AUC %.3f (> %.2f); "

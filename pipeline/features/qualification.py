@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.errors import ConfigError
 from pipeline.features.spec import text_from_codes
-from pipeline.parsing import on_uniques
 
 log = logging.getLogger(__name__)
 
@@ -136,19 +135,38 @@ def evaluate_condition(cond: Condition, column: pd.Series | None) -> pd.Series:
             result = {"<": x < cond.value, "<=": x <= cond.value, ">": x > cond.value, ">=": x >= cond.value}[cond.op]
         return result.astype("boolean").mask(x.isna())
     textual = column.dtype.kind in "OUST" or isinstance(column.dtype, pd.StringDtype | pd.CategoricalDtype)
-    text = on_uniques(column, lambda v: v.str.strip().str.casefold()) if textual else column
+    if textual:
+        return _text_condition(cond, column)
     if cond.op in ("in", "not_in"):
-        values = [_fold(v) for v in cond.value]
-        hit = text.isin(values) if not pd.api.types.is_numeric_dtype(text) else text.isin(cond.value)
+        hit = column.isin(cond.value)
         result = hit if cond.op == "in" else ~hit
     elif cond.op == "contains":
-        result = text.astype("string").str.contains(str(cond.value).casefold(), regex=False)
-    elif pd.api.types.is_numeric_dtype(text) and isinstance(cond.value, int | float):
-        result = text == cond.value if cond.op == "==" else text != cond.value
+        result = column.astype("string").str.contains(str(cond.value).casefold(), regex=False)
+    elif pd.api.types.is_numeric_dtype(column) and isinstance(cond.value, int | float):
+        result = column == cond.value if cond.op == "==" else column != cond.value
     else:
         target = _fold(str(cond.value))
-        result = text.astype("string") == target if cond.op == "==" else text.astype("string") != target
+        result = column.astype("string") == target if cond.op == "==" else column.astype("string") != target
     return result.astype("boolean").mask(~present)
+
+
+def _text_condition(cond: Condition, column: pd.Series) -> pd.Series:
+    """A condition on text, tested once per distinct value (trimmed, case-folded) and spread over the rows."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
+    else:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="string").str.strip().str.casefold()
+    if cond.op in ("in", "not_in"):
+        hit = text.isin([_fold(v) for v in cond.value])
+        hit = hit if cond.op == "in" else ~hit
+    elif cond.op == "contains":
+        hit = text.str.contains(str(cond.value).casefold(), regex=False)
+    else:
+        target = _fold(str(cond.value))
+        hit = text == target if cond.op == "==" else text != target
+    per_value = np.append(hit.fillna(False).to_numpy(dtype=bool), False)  # the last: missing (code -1)
+    return pd.Series(per_value[codes], index=column.index).astype("boolean").mask(codes < 0)
 
 
 def _reason(criterion: Criterion, status: str, column_values: dict[str, pd.Series], row: int,
