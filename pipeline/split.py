@@ -22,15 +22,13 @@ def split_rows(
     the same (no decision date in the export) there is no time order, so the split is random,
     stratified by outcome and seeded.
     """
-    if labeled["as_of"].nunique() > 1:
-        # Sorted in Arrow: 3x faster than pandas on a million string ids, and the same order.
-        keys = pa.table({"as_of": pa.array(labeled["as_of"].to_numpy()), "record_id": pa.array(labeled["record_id"])})
-        order = pc.sort_indices(keys, sort_keys=[("as_of", "ascending"), ("record_id", "ascending")]).to_numpy()
-        n = len(order)
+    as_of = pd.to_datetime(labeled["as_of"]).to_numpy(dtype="datetime64[us]").view(np.int64)
+    if len(as_of) and (as_of != as_of[0]).any():
+        n = len(as_of)
         n_test, n_valid = round(n * test_fraction), round(n * valid_fraction)
         code = np.zeros(n, dtype=np.intp)  # positions in SPLITS
-        code[order[n - n_test - n_valid: n - n_test]] = 1
-        code[order[n - n_test:]] = 2
+        code[_newest(as_of, labeled["record_id"], n_test + n_valid)] = 1
+        code[_newest(as_of, labeled["record_id"], n_test)] = 2
         return pd.Series(np.array(SPLITS, dtype=object)[code], index=labeled.index, dtype="object"), SPLIT_TIME
     split = pd.Series("train", index=labeled.index, dtype="object")
     rng = np.random.default_rng(seed)
@@ -41,3 +39,20 @@ def split_rows(
         split.loc[index[:n_test]] = "test"
         split.loc[index[n_test:n_test + n_valid]] = "valid"
     return split, SPLIT_STRATIFIED
+
+
+def _newest(as_of: np.ndarray, record_id: pd.Series, k: int) -> np.ndarray:
+    """Positions of the ``k`` newest rows by (as-of date, ``record_id``), as a sort of both would give.
+
+    Only the rows on the date where the cut falls need their ids compared: the others are in or out
+    by date alone (a full sort of a million string ids took 0.2 s)."""
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    if k >= len(as_of):
+        return np.arange(len(as_of))
+    cut = np.partition(as_of, len(as_of) - k)[len(as_of) - k]  # the as-of date of the k-th newest row
+    newer = np.flatnonzero(as_of > cut)
+    tied = np.flatnonzero(as_of == cut)
+    ids = pa.array(record_id.iloc[tied].astype("string"), type=pa.large_string())
+    by_id = pc.sort_indices(ids).to_numpy()  # ascending: the largest ids are the newest among the tied
+    return np.concatenate([newer, tied[by_id[len(tied) - (k - len(newer)):]]])

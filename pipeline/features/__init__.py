@@ -9,6 +9,7 @@ stratified, instead of by time). The same :func:`build_features` serves training
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,7 +32,7 @@ from pipeline.features.intent import (
     intent_specs,
     is_intent_feature,
 )
-from pipeline.features.leakage import audit_leakage
+from pipeline.features.leakage import LeakageAudit
 from pipeline.features.qualification import evaluate_framework, load_framework, status_shares
 from pipeline.features.spec import FeatureSpec
 from pipeline.ingest import FieldInfo
@@ -82,16 +83,17 @@ def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventL
 def build_features(
     records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None, fields: list[FieldInfo], *,
     params: FeaturesParams, scoring_date: date | None = None, event_accounts: pd.DataFrame | None = None,
-    icp: IcpParams | None = None, framework: str = "bant",
+    icp: IcpParams | None = None, framework: str = "bant", audit: LeakageAudit | None = None,
 ) -> FeatureSet:
     """Feature matrix for every record; open records (and all, without decision dates) at ``scoring_date``.
 
     A record's features depend only on its own fields, its (and its account's) events before its
     as-of date, and the params: built alone or in a batch, a record gets the same features.
 
-    What needs only the records (field features, ICP fit, and the framework unless its rules refer
-    to intent features) is built first, so a log still being read (:class:`PendingEventLog`) is
-    waited for as late as possible.
+    The intent features are built on threads of their own (waiting there for a log still being
+    read, :class:`PendingEventLog`) while this thread builds what needs only the records: field
+    features, ICP fit, and the framework unless its rules refer to intent features. With
+    ``audit``, the leakage guard measures each group of features as soon as it is built.
     """
     scoring = pd.Timestamp(scoring_date) if scoring_date else default_scoring_date(records, events)
     is_open = (records["outcome"] == OUTCOME_OPEN).to_numpy()
@@ -104,6 +106,14 @@ def build_features(
         "label": np.where(is_open, np.nan, (records["outcome"] == OUTCOME_WON).to_numpy(dtype=float)),
         "as_of": as_of,
     }, index=records.index)
+    if audit is not None:
+        audit.split(base)
+    # The intent features on threads of their own (compiled passes: they run beside the pandas work below).
+    activity_job = None
+    if events is not None and len(events):
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
+        activity_job = pool.submit(_activity, records, as_of, events, params=params, event_accounts=event_accounts)
+        pool.shutdown(wait=False)  # the thread ends with the job
     columns, field_specs = field_features(records, fields, as_of=as_of)
     matrix = pd.concat([base, pd.DataFrame(columns, index=records.index)], axis=1)
     context = _rule_context(records, fields, matrix)
@@ -117,37 +127,36 @@ def build_features(
         detail += ["icp_matched", "icp_missed"]
         context["icp_fit"] = matrix["icp_fit"]
     rules = load_framework(framework)
+    fw_specs = [FeatureSpec(f"fw_{criterion.key}", "categorical", "qualification", criterion.key,
+                            f"{rules.name}: {criterion.label}") for criterion in rules.criteria]
+    fw_specs.append(FeatureSpec("framework_points", "numeric", "qualification", "framework",
+                                f"{rules.name} criteria met"))
+    detail += [f"fw_{criterion.key}_reason" for criterion in rules.criteria]
 
     def qualify(specs: list[FeatureSpec]) -> pd.DataFrame:
         return evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, explain=is_open)
 
     refers_to_intent = any(is_intent_feature(c.field) for criterion in rules.criteria for c in criterion.conditions)
     flags = None if refers_to_intent else qualify(field_specs + icp_specs)
+    if audit is not None:  # while the intent features are still being built
+        audit.measure(matrix, field_specs + icp_specs)
+        if flags is not None:
+            audit.measure(flags, fw_specs)
     intent: list[FeatureSpec] = []
-    if events is not None and len(events):
-        log_ = as_event_log(events)
-        types = event_types(log_, limit=params.max_event_types)
-        with_accounts = event_accounts is not None and records["account_key"].notna().any()
-        activity = intent_features(records["event_key"], as_of, log_, types=types,
-                                   windows=params.event_windows_days, half_life_days=params.half_life_days,
-                                   weights=params.event_weights,
-                                   accounts=records["account_key"] if with_accounts else None,
-                                   key_accounts=event_accounts if with_accounts else None)
+    if activity_job is not None:
+        activity, intent = activity_job.result()
         matrix = pd.concat([matrix, activity], axis=1)
-        intent = intent_specs(types, params.event_windows_days, accounts=with_accounts)
+        if audit is not None:
+            audit.measure(activity, intent)
         if flags is None:
             for column in activity.columns:
                 context[column] = activity[column]
     if flags is None:
         flags = qualify(field_specs + intent + icp_specs)
+        if audit is not None:
+            audit.measure(flags, fw_specs)
     matrix = pd.concat([matrix, flags], axis=1)
-    specs = field_specs + intent + icp_specs
-    for criterion in rules.criteria:
-        specs.append(FeatureSpec(f"fw_{criterion.key}", "categorical", "qualification", criterion.key,
-                                 f"{rules.name}: {criterion.label}"))
-        detail.append(f"fw_{criterion.key}_reason")
-    specs.append(FeatureSpec("framework_points", "numeric", "qualification", "framework",
-                             f"{rules.name} criteria met"))
+    specs = field_specs + intent + icp_specs + fw_specs
     matrix = matrix[KEY_COLUMNS + [s.name for s in specs] + detail].reset_index(drop=True)
     # One dtype per kind, whatever the batch holds: a record alone types like a record in a batch.
     matrix = matrix.astype({s.name: "str" if s.kind == "categorical" else "float64" for s in specs}
@@ -159,6 +168,19 @@ def build_features(
     for key, shares in shares_by_criterion.items():
         log.info("%s %s: %s", rules.name, key, ", ".join(f"{s} {v:.1%}" for s, v in shares.items()))
     return FeatureSet(matrix=matrix, specs=specs, report=report)
+
+
+def _activity(records: pd.DataFrame, as_of: pd.Series, events: EventLog | PendingEventLog | pd.DataFrame, *,
+              params: FeaturesParams, event_accounts: pd.DataFrame | None) -> tuple[pd.DataFrame, list[FeatureSpec]]:
+    """The intent features of the records and their specs (waiting for a log still being read)."""
+    log_ = as_event_log(events)
+    types = event_types(log_, limit=params.max_event_types)
+    with_accounts = event_accounts is not None and bool(records["account_key"].notna().any())
+    activity = intent_features(records["event_key"], as_of, log_, types=types, windows=params.event_windows_days,
+                               half_life_days=params.half_life_days, weights=params.event_weights,
+                               accounts=records["account_key"] if with_accounts else None,
+                               key_accounts=event_accounts if with_accounts else None)
+    return activity, intent_specs(types, params.event_windows_days, accounts=with_accounts)
 
 
 def _rule_context(records: pd.DataFrame, fields: list[FieldInfo], matrix: pd.DataFrame) -> pd.DataFrame:
@@ -234,12 +256,12 @@ def featurise(records: pd.DataFrame, events: EventLog | PendingEventLog | pd.Dat
               fields: list[FieldInfo], *, settings: Settings, event_accounts: pd.DataFrame | None = None
               ) -> FeatureSet:
     """:func:`build_features` with the settings' params, then the leakage guard on the labeled records."""
+    audit = LeakageAudit(max_auc=settings.features.leakage_max_auc, valid_fraction=settings.train.valid_fraction,
+                         test_fraction=settings.train.test_fraction, seed=settings.seed)
     features = build_features(records, events, fields, params=settings.features,
                               scoring_date=settings.features.scoring_date, event_accounts=event_accounts,
-                              icp=settings.icp, framework=settings.qualification.framework)
-    kept, leakage = audit_leakage(features.matrix, features.specs, max_auc=settings.features.leakage_max_auc,
-                                  valid_fraction=settings.train.valid_fraction,
-                                  test_fraction=settings.train.test_fraction, seed=settings.seed)
+                              icp=settings.icp, framework=settings.qualification.framework, audit=audit)
+    kept, leakage = audit.finish(features.specs)
     return FeatureSet(matrix=features.matrix, specs=kept, report={**features.report, "leakage": leakage})
 
 

@@ -30,6 +30,11 @@ def single_feature_auc(train: pd.Series | np.ndarray | None, y_train: np.ndarray
     A numeric feature is ranked as it is (``train`` is not needed: pass None)."""
     if len(np.unique(y_valid)) < 2:
         return float("nan")
+    return _feature_auc(train, y_train, valid, y_valid, kind=kind)
+
+
+def _feature_auc(train: pd.Series | np.ndarray | None, y_train: np.ndarray, valid: pd.Series | np.ndarray,
+                 y_valid: np.ndarray, *, kind: str) -> float:
     if kind == "categorical":
         # Won rate per value on the training rows, smoothed towards the prior; unseen values get the prior.
         assert train is not None
@@ -61,29 +66,58 @@ def _at_most(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarr
     return rows if len(rows) <= limit else np.sort(rng.choice(rows, size=limit, replace=False))
 
 
+class LeakageAudit:
+    """The leakage guard, fed features as they are built: :meth:`split` once (from the keys and
+    labels), :meth:`measure` for each group of features, then :meth:`finish`. The split and the
+    samples depend on the seed and the records only, so the figures are the same whichever groups
+    are measured when."""
+
+    def __init__(self, *, max_auc: float, valid_fraction: float, test_fraction: float, seed: int) -> None:
+        self.max_auc, self.valid_fraction, self.test_fraction, self.seed = max_auc, valid_fraction, test_fraction, seed
+        self.aucs: dict[str, float] = {}
+        self._train = self._valid = self._y_train = self._y_valid = np.empty(0, dtype=int)
+
+    def split(self, keys: pd.DataFrame) -> None:
+        """Which rows train and which validate: ``keys`` has ``record_id``, ``as_of`` and ``label``
+        (missing for open records), one row per row of the matrices measured later."""
+        labeled = np.flatnonzero(keys["label"].notna().to_numpy())
+        split, _ = split_rows(keys[["record_id", "as_of", "label"]].iloc[labeled], valid_fraction=self.valid_fraction,
+                              test_fraction=self.test_fraction, seed=self.seed)
+        rng = np.random.default_rng(self.seed)
+        self._train = _at_most(labeled[(split == "train").to_numpy()], MAX_TRAIN_ROWS, rng)
+        self._valid = _at_most(labeled[(split == "valid").to_numpy()], MAX_VALID_ROWS, rng)
+        label = keys["label"].to_numpy()
+        self._y_train, self._y_valid = label[self._train].astype(int), label[self._valid].astype(int)
+
+    def measure(self, matrix: pd.DataFrame, specs: list[FeatureSpec]) -> None:
+        """The single-feature AUC of each of ``specs`` (columns of ``matrix``, rows as in :meth:`split`)."""
+        def rows(spec: FeatureSpec, positions: np.ndarray) -> pd.Series | np.ndarray:
+            if spec.kind == "categorical":
+                return matrix[spec.name].iloc[positions]  # text stays in Arrow
+            return matrix[spec.name].to_numpy(dtype=float)[positions]  # a float column is a view: one gather
+
+        one_class = len(np.unique(self._y_valid)) < 2
+        for s in specs:
+            self.aucs[s.name] = float("nan") if one_class else _feature_auc(
+                rows(s, self._train) if s.kind == "categorical" else None, self._y_train, rows(s, self._valid),
+                self._y_valid, kind=s.kind)
+
+    def finish(self, specs: list[FeatureSpec]) -> tuple[list[FeatureSpec], dict[str, Any]]:
+        """The specs to keep, and a report: each feature's single-feature AUC and what was dropped."""
+        aucs = {s.name: self.aucs[s.name] for s in specs}
+        dropped = {name: round(auc, 4) for name, auc in aucs.items() if auc > self.max_auc}
+        for name, auc in dropped.items():
+            log.warning("leakage guard: dropping %s: alone it separates won from lost with ROC AUC %.3f (> %.2f); "
+                        "it is probably filled in after the outcome", name, auc, self.max_auc)
+        strongest = sorted(((round(a, 4), n) for n, a in aucs.items() if not np.isnan(a)), reverse=True)[:10]
+        report = {"max_auc": self.max_auc, "dropped": dropped, "strongest": {n: a for a, n in strongest}}
+        return [s for s in specs if s.name not in dropped], report
+
+
 def audit_leakage(matrix: pd.DataFrame, specs: list[FeatureSpec], *, max_auc: float, valid_fraction: float,
                   test_fraction: float, seed: int) -> tuple[list[FeatureSpec], dict[str, Any]]:
     """The specs to keep, and a report: each feature's single-feature AUC and what was dropped."""
-    labeled = np.flatnonzero(matrix["label"].notna().to_numpy())
-    split, _ = split_rows(matrix[["record_id", "as_of", "label"]].iloc[labeled], valid_fraction=valid_fraction,
-                          test_fraction=test_fraction, seed=seed)
-    rng = np.random.default_rng(seed)
-    train = _at_most(labeled[(split == "train").to_numpy()], MAX_TRAIN_ROWS, rng)
-    valid = _at_most(labeled[(split == "valid").to_numpy()], MAX_VALID_ROWS, rng)
-    label = matrix["label"].to_numpy()
-    y_train, y_valid = label[train].astype(int), label[valid].astype(int)
-
-    def rows(spec: FeatureSpec, positions: np.ndarray) -> pd.Series | np.ndarray:
-        if spec.kind == "categorical":
-            return matrix[spec.name].iloc[positions]  # text stays in Arrow
-        return matrix[spec.name].to_numpy()[positions]  # a float column is a view: one gather
-
-    aucs = {s.name: single_feature_auc(rows(s, train) if s.kind == "categorical" else None, y_train,
-                                       rows(s, valid), y_valid, kind=s.kind) for s in specs}
-    dropped = {name: round(auc, 4) for name, auc in aucs.items() if auc > max_auc}
-    for name, auc in dropped.items():
-        log.warning("leakage guard: dropping %s: alone it separates won from lost with ROC AUC %.3f (> %.2f); "
-                    "it is probably filled in after the outcome", name, auc, max_auc)
-    strongest = sorted(((round(a, 4), n) for n, a in aucs.items() if not np.isnan(a)), reverse=True)[:10]
-    report = {"max_auc": max_auc, "dropped": dropped, "strongest": {n: a for a, n in strongest}}
-    return [s for s in specs if s.name not in dropped], report
+    audit = LeakageAudit(max_auc=max_auc, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
+    audit.split(matrix)
+    audit.measure(matrix, specs)
+    return audit.finish(specs)

@@ -169,16 +169,16 @@ def _text_condition(cond: Condition, column: pd.Series) -> pd.Series:
     return pd.Series(per_value[codes], index=column.index).astype("boolean").mask(codes < 0)
 
 
-def _reason(criterion: Criterion, status: str, column_values: dict[str, pd.Series], row: int,
-            labels: dict[str, str]) -> str:
+def _reason(criterion: Criterion, status: str, values: dict[str, Any], labels: dict[str, str]) -> str:
+    """One line: the criterion, its status, and each condition with the record's value (``values``:
+    field -> value; a field the export lacks is absent)."""
     parts = []
     for cond in criterion.conditions:
         label = labels.get(cond.field, cond.field.replace("_", " "))
-        values = column_values.get(cond.field)
-        if values is None:
+        if cond.field not in values:
             parts.append(f"the export has no {label}")
             continue
-        value = values.iloc[row]
+        value = values[cond.field]
         if pd.isna(value):
             parts.append(f"{label} is missing")
             continue
@@ -233,8 +233,10 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
         worded: list[str] = []
         if len(rows):
             codes = _combination(code[rows], [v.iloc[rows] for v in used.values()])
-            first = pd.Series(rows).groupby(codes).first()
-            worded = [_reason(criterion, STATUSES[code[i]], used, int(i), labels) for i in first.to_numpy()]
+            first = pd.Series(rows).groupby(codes).first().to_numpy()  # a row of each combination
+            values = {name: column.iloc[first].tolist() for name, column in used.items()}  # one gather per field
+            worded = [_reason(criterion, STATUSES[code[row]], {name: v[k] for name, v in values.items()}, labels)
+                      for k, row in enumerate(first)]
             reason_code[rows] = codes  # combination k is worded by worded[k]
         out[f"fw_{criterion.key}_reason"] = text_from_codes(reason_code, worded, context.index)
     out["framework_points"] = pd.Series(points, index=context.index)

@@ -272,3 +272,49 @@ def _is_glibc() -> bool:
     import platform
 
     return platform.libc_ver()[0] == "glibc"
+
+
+def test_features_from_the_interim_files_equal_those_from_the_ingest_result(small, tmp_path) -> None:
+    # The stage reads what ingest wrote: keys as shared dictionaries, the log on a thread of its own
+    # (its latest event taken from the Parquet statistics). It must build exactly the in-memory features.
+    from pipeline.features import featurise, read_interim
+    from pipeline.features.events import EventLog, PendingEventLog
+    from pipeline.ingest import write_result
+
+    write_result(small.ingested, interim_dir=tmp_path / "interim", report_path=tmp_path / "ingest.json")
+    interim = read_interim(tmp_path / "interim")
+    assert isinstance(interim.events, PendingEventLog)
+    assert interim.records["event_key"].cat.categories.equals(interim.event_accounts["event_key"].cat.categories)
+    whole = EventLog.read(tmp_path / "interim" / "events.parquet")
+    assert interim.events.latest() == whole.latest() == small.ingested.events["timestamp"].max()
+    assert len(interim.events) == len(whole) == len(small.ingested.events)
+    from_files = featurise(interim.records, interim.events, interim.fields, settings=small.settings,
+                           event_accounts=interim.event_accounts)
+    pd.testing.assert_frame_equal(from_files.matrix, small.features.matrix, check_exact=True)
+    assert from_files.specs == small.features.specs
+
+
+def test_a_log_that_cannot_be_read_fails_with_the_file_named(tmp_path) -> None:
+    from pipeline.errors import DataError
+    from pipeline.features.events import PendingEventLog
+
+    path = tmp_path / "events.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match="events.parquet: not a readable Parquet file"):
+        PendingEventLog(path)
+
+
+def test_the_leakage_guard_measured_group_by_group_matches_one_pass_over_the_matrix(small) -> None:
+    # featurise measures each group of features as it is built (the intent features on other threads
+    # meanwhile); the figures must be those of the guard run once over the finished matrix.
+    from pipeline.features import build_features
+    from pipeline.features.leakage import audit_leakage
+
+    s = small.settings
+    built = build_features(small.ingested.records, small.ingested.events, small.ingested.fields, params=s.features,
+                           scoring_date=s.features.scoring_date, event_accounts=small.ingested.event_accounts,
+                           icp=s.icp, framework=s.qualification.framework)
+    kept, report = audit_leakage(built.matrix, built.specs, max_auc=s.features.leakage_max_auc,
+                                 valid_fraction=s.train.valid_fraction, test_fraction=s.train.test_fraction, seed=s.seed)
+    assert report == small.features.report["leakage"]
+    assert kept == small.features.specs

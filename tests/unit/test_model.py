@@ -36,6 +36,21 @@ def test_time_split_puts_the_newest_records_in_test() -> None:
     assert labeled.loc[split == "train", "as_of"].max() < labeled.loc[split == "valid", "as_of"].min()
 
 
+def test_time_split_breaks_ties_on_the_cut_date_by_record_id_as_a_full_sort_would(rng) -> None:
+    # Many records share each decision date, so the cut falls inside a date: there the ids decide.
+    n = 5000
+    labeled = pd.DataFrame({"record_id": [f"D{i}" for i in rng.permutation(n)],
+                            "as_of": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 40, n), unit="D"),
+                            "label": rng.integers(0, 2, n).astype(float)}, index=rng.permutation(n) * 3)
+    split, _ = split_rows(labeled, valid_fraction=0.15, test_fraction=0.2, seed=0)
+    order = labeled.sort_values(["as_of", "record_id"], kind="stable").index
+    n_test, n_valid = round(n * 0.2), round(n * 0.15)
+    expected = pd.Series("train", index=labeled.index, dtype=object)
+    expected[order[n - n_test - n_valid:n - n_test]] = "valid"
+    expected[order[n - n_test:]] = "test"
+    pd.testing.assert_series_equal(split, expected)
+
+
 def test_without_dates_the_split_is_stratified_and_seeded() -> None:
     labeled = pd.DataFrame({"record_id": [f"R{i:03d}" for i in range(200)], "as_of": pd.Timestamp("2024-01-01"),
                             "label": [1.0] * 40 + [0.0] * 160})
