@@ -80,8 +80,8 @@ class EventLog:
     def from_frame(cls, events: pd.DataFrame) -> EventLog:
         """The log of an ``event_key`` / ``event_type`` / ``timestamp`` frame (as ingest returns it)."""
         _require_columns(events.columns, where="the events")
-        keys, key_codes = _encode(events["event_key"])
-        types, type_codes = _encode(events["event_type"])
+        key_codes, keys = encode(events["event_key"])
+        type_codes, types = encode(events["event_type"])
         stamps = pd.to_datetime(events["timestamp"])
         micros = stamps.to_numpy(dtype="datetime64[us]").view(np.int64)
         key_codes = np.where(stamps.isna().to_numpy(), -1, key_codes)
@@ -167,14 +167,19 @@ def _strings(values: pa.Array) -> pa.Array:
     return values.cast(pa.large_string())
 
 
-def _encode(values: pd.Series) -> tuple[pa.Array, np.ndarray]:
-    """Distinct values and each row's code (-1: missing), hashing each distinct value once."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return _strings(pa.array(values.cat.categories.astype(str))), values.cat.codes.to_numpy()
+def arrow_strings(values: pd.Series | pd.Index) -> pa.Array:
+    """A text column as one Arrow large_string array."""
     array = pa.array(values.astype("string"), type=pa.large_string())
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    encoded = pc.dictionary_encode(array)
-    return encoded.dictionary, np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False))
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def encode(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """A column's codes (-1: missing) and its distinct values, hashing each distinct value once
+    (free for a categorical: its codes and categories)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), arrow_strings(values.cat.categories)
+    encoded = pc.dictionary_encode(arrow_strings(values))
+    return np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)), encoded.dictionary
 
 
 def _micros(stamp: pa.Array) -> np.ndarray:

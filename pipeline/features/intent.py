@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from pipeline.errors import DataError
-from pipeline.features.events import EventLog, PendingEventLog
+from pipeline.features.events import EventLog, PendingEventLog, encode
 from pipeline.features.spec import FeatureSpec
 
 NO_ACTIVITY_DAYS = 9999.0  # days since the last event when there is none before the as-of date
@@ -87,23 +87,10 @@ def intent_specs(types: list[str], windows: list[int], *, accounts: bool = False
     return specs
 
 
-def _arrow_strings(values: pd.Series | pd.Index) -> pa.Array:
-    array = pa.array(values.astype("string"), type=pa.large_string())
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
 def _positions(values: pa.Array, index: pa.Array) -> np.ndarray:
     """Position of each value in ``index``; -1 where absent or missing (a hash join in Arrow)."""
     found = pc.fill_null(pc.index_in(values, value_set=index), -1)
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _dictionary(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
-    """A column's codes (-1: missing) and distinct values, hashing each distinct value once."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), _arrow_strings(values.cat.categories)
-    encoded = pc.dictionary_encode(_arrow_strings(values))
-    return np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)), encoded.dictionary
 
 
 def _with_missing(table: np.ndarray, missing: int) -> np.ndarray:
@@ -114,7 +101,7 @@ def _with_missing(table: np.ndarray, missing: int) -> np.ndarray:
 def _codes(values: pd.Series, index: pa.Array) -> np.ndarray:
     """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once.
     Free for a categorical whose categories are ``index`` (ingest writes keys with shared dictionaries)."""
-    codes, distinct = _dictionary(values)
+    codes, distinct = encode(values)
     if len(distinct) == len(index) and distinct.equals(index):
         return codes.astype(np.int64)
     return _with_missing(_positions(distinct, index), -1)[codes]
@@ -337,7 +324,7 @@ def _account_activity(
 def _account_of_code(keys: pa.Array, key_accounts: pd.DataFrame) -> tuple[np.ndarray, pa.Array]:
     """The account code of each event key code (-1: none), and the distinct accounts: every account
     of the log, not only the batch's, so an account's timeline is the same alone or in a batch."""
-    account_of_row, accounts = _dictionary(key_accounts["account_key"])
+    account_of_row, accounts = encode(key_accounts["account_key"])
     key_of_row = _codes(key_accounts["event_key"], keys)
     account_of_code = np.full(len(keys), -1, dtype=np.int64)
     known = key_of_row >= 0

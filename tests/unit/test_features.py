@@ -300,7 +300,7 @@ def test_a_log_that_cannot_be_read_fails_with_the_file_named(tmp_path) -> None:
 
     path = tmp_path / "events.parquet"
     path.write_bytes(b"not parquet at all")
-    with pytest.raises(DataError, match="events.parquet: not a readable Parquet file"):
+    with pytest.raises(DataError, match=r"events\.parquet: not a readable Parquet file"):
         PendingEventLog(path)
 
 
@@ -315,6 +315,7 @@ def test_the_leakage_guard_measured_group_by_group_matches_one_pass_over_the_mat
                            scoring_date=s.features.scoring_date, event_accounts=small.ingested.event_accounts,
                            icp=s.icp, framework=s.qualification.framework)
     kept, report = audit_leakage(built.matrix, built.specs, max_auc=s.features.leakage_max_auc,
-                                 valid_fraction=s.train.valid_fraction, test_fraction=s.train.test_fraction, seed=s.seed)
+                                 valid_fraction=s.train.valid_fraction, test_fraction=s.train.test_fraction,
+                                 seed=s.seed)
     assert report == small.features.report["leakage"]
     assert kept == small.features.specs
