@@ -185,9 +185,9 @@ def _activity(records: pd.DataFrame, as_of: pd.Series, events: EventLog | Pendin
 
 def _rule_context(records: pd.DataFrame, fields: list[FieldInfo], matrix: pd.DataFrame) -> pd.DataFrame:
     """What ICP and framework rules can refer to: every declared field and every feature."""
-    context = records[[f.name for f in fields]].copy()
-    for column in matrix.columns:
-        context[column] = matrix[column]
+    # The columns themselves, not copies (pandas copies one only when it is written to).
+    columns = {f.name: records[f.name] for f in fields} | {c: matrix[c] for c in matrix.columns}
+    context = pd.DataFrame(columns, index=records.index, copy=False)
     for column in ("seniority", "department"):  # "unknown" means no title: missing, not a value
         if column in context:
             context[column] = context[column].where(context[column] != "unknown")

@@ -319,3 +319,17 @@ def test_the_leakage_guard_measured_group_by_group_matches_one_pass_over_the_mat
                                  seed=s.seed)
     assert report == small.features.report["leakage"]
     assert kept == small.features.specs
+
+
+def test_the_matrix_is_its_own_writable_data(small) -> None:
+    # Columns are passed between frames without copies where pandas allows it; the matrix handed out
+    # must still be writable, and writing to it must leave the records untouched.
+    from pipeline.features import featurise
+
+    records = small.ingested.records
+    before = records.copy()
+    matrix = featurise(records, small.ingested.events, small.ingested.fields, settings=small.settings,
+                       event_accounts=small.ingested.event_accounts).matrix
+    for column in ["employees", "evt_demo_request_30d", "acct_events_30d", "fw_budget", "seniority", "icp_fit"]:
+        matrix.loc[0, column] = matrix.loc[1, column]
+    pd.testing.assert_frame_equal(records, before)
