@@ -225,7 +225,10 @@ def _read_table(path: Path) -> pd.DataFrame:
     values; pandas' own conversion of those took ~0.8 s per column at 1M leads (it merges the
     dictionary of every batch), built here from the codes and one dictionary in ~0.1 s (the cost
     left: pandas checking that the categories are distinct)."""
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: cannot be read ({exc}); run `leadscore ingest` again") from None
     coded = [f.name for f in table.schema if pa.types.is_dictionary(f.type)
              and (pa.types.is_string(f.type.value_type) or pa.types.is_large_string(f.type.value_type))]
     frame = table.drop_columns(coded).to_pandas()

@@ -94,7 +94,11 @@ class EventLog:
         keys, types = Dictionary(), Dictionary()
         parts = []
         for group in range(file.metadata.num_row_groups):
-            table = file.read_row_group(group, columns=list(COLUMNS))
+            try:
+                table = file.read_row_group(group, columns=list(COLUMNS))
+            except (OSError, pa.ArrowException) as exc:
+                raise DataError(f"{path}: row group {group} cannot be read ({exc}); run `leadscore ingest` "
+                                "again") from None
             for key, kind, stamp in zip(*(table.column(c).chunks for c in COLUMNS), strict=True):
                 micros = _micros(stamp)
                 key_codes = keys.codes(key)
@@ -131,7 +135,7 @@ class PendingEventLog:
 def _open(path: Path) -> pq.ParquetFile:
     try:
         file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would keep every row group read
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
     _require_columns(file.schema_arrow.names, where=str(path))
     return file

@@ -198,7 +198,8 @@ def test_records_sharing_a_key_each_see_their_own_window() -> None:
 def _brute_force_accounts(keys, as_of, accounts, events, *, windows, half_life_days, weights):
     """Account figures the slow way: every (record, event of its account) pair, one by one."""
     key_account = dict(zip(keys, accounts, strict=True))
-    out = {f"acct_events_{w}d": [] for w in windows} | {"acct_engagement_score": []}
+    names = [f"acct_events_{w}d" for w in windows] + ["acct_engagement_score"]
+    out: dict[str, list[float]] = {name: [] for name in names}
     for account, when in zip(accounts, as_of, strict=True):
         ages = [((when - t).total_seconds() // 1, weights.get(kind, 1.0))
                 for k, kind, t in events.itertuples(index=False) if key_account.get(k) == account]
@@ -284,6 +285,7 @@ def test_features_from_the_interim_files_equal_those_from_the_ingest_result(smal
     write_result(small.ingested, interim_dir=tmp_path / "interim", report_path=tmp_path / "ingest.json")
     interim = read_interim(tmp_path / "interim")
     assert isinstance(interim.events, PendingEventLog)
+    assert interim.event_accounts is not None
     assert interim.records["event_key"].cat.categories.equals(interim.event_accounts["event_key"].cat.categories)
     whole = EventLog.read(tmp_path / "interim" / "events.parquet")
     assert interim.events.latest() == whole.latest() == small.ingested.events["timestamp"].max()
@@ -333,3 +335,22 @@ def test_the_matrix_is_its_own_writable_data(small) -> None:
     for column in ["employees", "evt_demo_request_30d", "acct_events_30d", "fw_budget", "seniority", "icp_fit"]:
         matrix.loc[0, column] = matrix.loc[1, column]
     pd.testing.assert_frame_equal(records, before)
+
+
+def test_a_damaged_interim_file_fails_with_the_file_named(small, tmp_path) -> None:
+    from pipeline.errors import DataError
+    from pipeline.features import read_interim
+    from pipeline.features.events import EventLog
+    from pipeline.ingest import write_result
+
+    interim = tmp_path / "interim"
+    write_result(small.ingested, interim_dir=interim, report_path=tmp_path / "ingest.json")
+    events = interim / "events.parquet"
+    data = bytearray(events.read_bytes())
+    data[100:len(data) // 2] = bytes(len(data) // 2 - 100)  # the pages zeroed, the footer intact
+    events.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"events\.parquet: row group 0 cannot be read"):
+        EventLog.read(events)
+    (interim / "records.parquet").write_bytes(b"PAR1 nothing else")
+    with pytest.raises(DataError, match=r"records\.parquet: cannot be read"):
+        read_interim(interim)
