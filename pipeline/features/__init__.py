@@ -73,7 +73,7 @@ def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventL
     """The export's own date: midnight after its latest decision, creation or event."""
     candidates = [records["decision_date"].max(), records["created_date"].max()]
     if events is not None and len(events):
-        candidates.append(events.latest() if isinstance(events, PendingEventLog) else as_event_log(events).latest())
+        candidates.append(events["timestamp"].max() if isinstance(events, pd.DataFrame) else events.latest())
     known = [pd.Timestamp(c) for c in candidates if pd.notna(c)]
     if not known:
         raise DataError("the export has no dates at all; set features.scoring_date in params.yaml")

@@ -12,13 +12,14 @@ the same counts and score are rolled up over every contact of the account (``acc
 
 An event at or after the as-of instant never counts.
 
-How: a record's own events are found with one gather (event key -> record), and every
-per-(record, type) figure is then accumulated with ``np.add.at`` (counts per window bucket,
-decayed sums) or ``np.minimum.at`` (the latest event) over the log, chunk by chunk in log order:
-no sort, no join table, O(events + records x types). Account roll-ups compare each record with
-the events of *other* contacts, whose as-of dates differ, so there the account's events are
-sorted once by time and one compiled pass walks them alongside the records' as-of dates, in
-timeline order, on a second core.
+How: the events are packed one per int64, (key, second, type) for a record's own events and
+(account, second, type) for the account roll-ups, and each set is sorted once (``np.sort``). A
+compiled pass (numba, releasing the GIL) then walks each: a record reads its key's run of events,
+oldest first, up to its as-of second; the account pass merges the account timeline with the
+records' as-of dates in timeline order, keeping a running decayed sum. Both write straight into
+the rows of one float block. The two passes run on two threads. A record's figures depend only on
+its key's and its account's events (the timelines come from the whole log), so a record gets the
+same figures alone or in a batch.
 """
 
 from __future__ import annotations
