@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_child, self_peak_mb
+from common import run_child
 
-ROOT = Path(__file__).resolve().parent.parent
 NUM_LEAVES, NUM_TREES = 31, 300
 log = logging.getLogger("score_bench")
 
@@ -121,11 +120,10 @@ def _child_ours(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     settings = _settings(work)
     if args.no_explain:
         settings = settings.model_copy(update={"score": settings.score.model_copy(update={"explain": False})})
-    baseline = self_peak_mb()
     t0 = time.perf_counter()
     summary = score_file(settings, input_path=Path(args.input), output_path=Path(args.output),
                          model_name=str(settings.paths.models), chunk_rows=args.chunk_rows)
-    return {"seconds": time.perf_counter() - t0, "rows": summary.rows_out, "baseline_rss_mb": baseline}
+    return {"seconds": time.perf_counter() - t0, "rows": summary.rows_out}
 
 
 def _child_dask(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -134,7 +132,7 @@ def _child_dask(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     settings = _settings(work)
     t0 = time.perf_counter()
     summary = score_dask(settings, input_path=Path(args.input), output_path=Path(args.output),
-                         model_name=str(settings.paths.models), workers=2, chunk_rows=args.chunk_rows)
+                         model_name=str(settings.paths.models), workers=2)
     return {"seconds": time.perf_counter() - t0, "rows": summary.rows_out}
 
 
@@ -175,7 +173,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-explain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -214,12 +211,19 @@ def main(argv: list[str] | None = None) -> None:
                 _child(work, "make_input", rows=n, input=inputs[n], seed=args.seed)
             return inputs[n]
 
+        last: dict[tuple[int, bool], dict[str, Any]] = {}  # the latest run of each (rows, explain)
+
         def ours(n: int, *, explain: bool = True) -> dict[str, Any]:
             result = _child(work, "ours", input=rows_file(n), output=work / "out.parquet",
                             chunk_rows=args.chunk_rows, no_explain=not explain)
             log.info("ours %d rows%s: %.1f s, peak RSS %.0f MB", n, "" if explain else " (no explain)",
                      result["seconds"], result["peak_rss_mb"])
+            last[(n, explain)] = result
             return result
+
+        def measured(n: int, *, explain: bool = True) -> dict[str, Any]:
+            """A run already made with the same rows and settings, or a new one."""
+            return last.get((n, explain)) or ours(n, explain=explain)
 
         n = args.score_rows // scale
         if "score" in only:
@@ -231,22 +235,22 @@ def main(argv: list[str] | None = None) -> None:
                   ratio=round(ours_s / ref_s, 3), peak_rss_mb=round(max(r["peak_rss_mb"] for r in runs), 1),
                   reference_peak_rss_mb=round(max(r["peak_rss_mb"] for r in refs), 1), model=model,
                   chunk_rows=args.chunk_rows)
-        for name, small, big, explain in (("memory", 200_000, 2_000_000, True),
-                                          ("memory_no_explain", 2_000_000, 20_000_000, False)):
-            if name not in only:
-                continue
-            small_run, big_run = ours(small // scale, explain=explain), ours(big // scale, explain=explain)
-            _line(name=name, rows=big // scale, ours_s=round(big_run["seconds"], 3),
+        memory = [(name, small // scale, big // scale, explain) for name, small, big, explain in
+                  (("memory", 200_000, 2_000_000, True), ("memory_no_explain", 2_000_000, 20_000_000, False))
+                  if name in only]
+        for i, (name, small, big, explain) in enumerate(memory):
+            small_run, big_run = measured(small, explain=explain), ours(big, explain=explain)
+            _line(name=name, rows=big, ours_s=round(big_run["seconds"], 3),
                   reference_s=round(small_run["seconds"], 3),
                   ratio=round(big_run["peak_rss_mb"] / small_run["peak_rss_mb"], 3),
-                  peak_rss_mb=round(big_run["peak_rss_mb"], 1), reference_rows=small // scale,
+                  peak_rss_mb=round(big_run["peak_rss_mb"], 1), reference_rows=small,
                   reference_peak_rss_mb=round(small_run["peak_rss_mb"], 1), chunk_rows=args.chunk_rows)
-            if big // scale in inputs and big // scale != n:
-                inputs.pop(big // scale).unlink()  # the biggest input is a few GB: drop it once measured
+            still_needed = {n} | {rows for _, a, b, _ in memory[i + 1:] for rows in (a, b)}
+            if big in inputs and big not in still_needed:
+                inputs.pop(big).unlink()  # the biggest input is a few GB: drop it once no measurement needs it
         if "dask" in only:
-            local = ours(n)
-            dask = _child(work, "dask", input=rows_file(n), output=work / "out-dask.parquet",
-                          chunk_rows=args.chunk_rows)
+            local = measured(n)
+            dask = _child(work, "dask", input=rows_file(n), output=work / "out-dask.parquet")
             _line(name="dask", rows=n, ours_s=round(dask["seconds"], 3), reference_s=round(local["seconds"], 3),
                   ratio=round(dask["seconds"] / local["seconds"], 3), peak_rss_mb=round(dask["peak_rss_mb"], 1),
                   workers=2)

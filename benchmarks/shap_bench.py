@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import statistics
 import sys
 import time
@@ -33,6 +32,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `pipeline` importable without the editable install too
     sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import self_peak_mb  # noqa: E402
 
 from pipeline.treeshap import TreeShap, _contributions  # noqa: E402  (after the sys.path line)
 
@@ -77,15 +79,18 @@ def train(x: np.ndarray, y: np.ndarray, *, trees: int, leaves: int, seed: int) -
     return lgb.train(params, data, num_boost_round=trees)
 
 
-def timed(ours: Callable[[], object], reference: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Median wall times of ``repeat`` calls of each, alternating so both see the same machine load."""
+def timed(ours: Callable[[], np.ndarray], reference: Callable[[], np.ndarray], repeat: int
+          ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Median wall times of ``repeat`` calls of each, alternating so both see the same machine load,
+    and the last result of each (the values checked)."""
     times: tuple[list[float], list[float]] = ([], [])
+    results: list[np.ndarray] = [np.empty(0), np.empty(0)]
     for _ in range(repeat):
-        for fn, sink in ((ours, times[0]), (reference, times[1])):
+        for side, fn in enumerate((ours, reference)):
             started = time.perf_counter()
-            fn()
-            sink.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
+            results[side] = fn()
+            times[side].append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1]), results[0], results[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,17 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     cache = "loaded from numba's cache" if _contributions.stats.cache_hits else "compiled"
     log.info("first call %.3f s (kernel %s)", time.perf_counter() - started, cache)
 
-    ours_s, reference_s = timed(lambda: explainer.contributions(x, num_threads=NUM_THREADS),
-                                lambda: booster.predict(x, pred_contrib=True, num_threads=NUM_THREADS), args.repeat)
-    ours = explainer.contributions(x, num_threads=NUM_THREADS)
-    reference = booster.predict(x, pred_contrib=True, num_threads=NUM_THREADS)
+    ours_s, reference_s, ours, reference = timed(
+        lambda: explainer.contributions(x, num_threads=NUM_THREADS),
+        lambda: booster.predict(x, pred_contrib=True, num_threads=NUM_THREADS), args.repeat)
     raw = booster.predict(x, raw_score=True, num_threads=NUM_THREADS)
     max_abs_diff = float(np.abs(ours - reference).max())
     additivity = float(np.abs(ours.sum(axis=1) - raw).max())
     log.info("ours %.3f s, pred_contrib %.3f s; max |ours - pred_contrib| %.2e, max |sum - raw score| %.2e",
              ours_s, reference_s, max_abs_diff, additivity)
 
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = self_peak_mb()  # this process trained the model too: the peak covers both sides
     print(json.dumps({"name": "shap", "rows": args.rows, "ours_s": round(ours_s, 4),
                       "reference_s": round(reference_s, 4), "ratio": round(reference_s / ours_s, 2),
                       "peak_rss_mb": round(peak_rss_mb, 1), "max_abs_diff": max_abs_diff}))

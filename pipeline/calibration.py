@@ -31,6 +31,12 @@ PLATT_C = 1e6
 PLATT_MAX_ITER = 1000
 
 
+def score_points(probability: np.ndarray) -> np.ndarray:
+    """The 0-100 score of calibrated probabilities: the one rounding that training (the drift
+    reference), evaluation (grades) and scoring share."""
+    return np.rint(np.asarray(probability, dtype=float) * 100).astype(int)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A fitted map from raw to calibrated probabilities, as JSON-ready numbers.

@@ -147,6 +147,16 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
 
     from pipeline.errors import ConfigError
 
+    if not (args.input or args.output):  # the DVC stage: its options come from params.yaml
+        given = [flag for flag, value in (("--model", args.model), ("--scored-at", args.scored_at),
+                                          ("--no-explain", args.no_explain), ("--chunk-rows", args.chunk_rows),
+                                          ("--engine", args.engine != "local"), ("--scheduler", args.scheduler),
+                                          ("--workers", args.workers)) if value]
+        if given:
+            raise ConfigError(f"score: {', '.join(given)} only apply with --input and --output "
+                              "(without them, `leadscore score` is the DVC stage, set by params.yaml)")
+        _stage("score")(settings)
+        return
     if not (args.input and args.output):
         raise ConfigError("score: --input and --output go together (without both, it is the DVC stage)")
     if args.chunk_rows is not None and args.chunk_rows < 1:
@@ -162,6 +172,9 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
     if args.no_explain:
         settings = settings.model_copy(update={"score": settings.score.model_copy(update={"explain": False})})
     if args.engine == "dask":
+        if args.chunk_rows is not None:
+            raise ConfigError("score: --chunk-rows applies to --engine local; Dask partitions are the input's "
+                              "row groups (Parquet) or 64 MB blocks (CSV)")
         try:
             from pipeline.dask_engine import score_dask
         except ImportError as exc:
@@ -170,7 +183,7 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
 
         summary = score_dask(settings, input_path=Path(args.input), output_path=Path(args.output),
                              model_name=args.model, scheduler=args.scheduler, workers=args.workers,
-                             chunk_rows=args.chunk_rows, scored_at=args.scored_at)
+                             scored_at=args.scored_at, progress=sys.stderr.isatty() and not args.quiet)
     else:
         from pipeline.score import score_file
 
@@ -210,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             _explain(load_settings(args.params), args.lead_id)
         elif args.command == "rollback":
             _rollback(load_settings(args.params), args.to)
-        elif args.command == "score" and (args.input or args.output or args.engine != "local" or args.no_explain
-                                          or args.scored_at):
+        elif args.command == "score":
             _score(load_settings(args.params), args)
         else:
             settings = load_settings(args.params)

@@ -60,7 +60,7 @@ def score_partition(partition: pd.DataFrame, *, model_sha256: str, params: Score
     if model is None:
         raise ModelError(f"model {model_sha256[:12]} was not installed on this worker (plugin missing)")
     scores, bad, counter = score_chunk(model, partition, params=params, scored_at=scored_at,
-                                       model_status=model_status, detail=detail, first_row=1)
+                                       model_status=model_status, detail=detail)
     return scores, bad, None if counter is None else counter.to_dict(), len(partition)
 
 
@@ -90,13 +90,14 @@ def _partitions(path: Path, columns: list[str]) -> list[Any]:
 
 
 def score_dask(settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None = None,
-               scheduler: str | None = None, workers: int | None = None, chunk_rows: int | None = None,
-               progress: bool = False, scored_at: str | None = None) -> BatchSummary:
-    """:func:`pipeline.score.score_file` on a Dask cluster: same inputs, same output, same side files."""
+               scheduler: str | None = None, workers: int | None = None, progress: bool = False,
+               scored_at: str | None = None) -> BatchSummary:
+    """:func:`pipeline.score.score_file` on a Dask cluster: same inputs, same output, same side files.
+    The partitions are the input's row groups (Parquet) or 64 MB blocks (CSV), not chunks of rows."""
     import dask
 
     batch = Batch(settings, input_path=input_path, output_path=output_path, model_name=model_name,
-                  chunk_rows=chunk_rows, scored_at=scored_at)
+                  chunk_rows=None, scored_at=scored_at)
     model = batch.model
     client = _client(scheduler, workers)
     try:

@@ -29,7 +29,7 @@ from sklearn.metrics import (
 
 from pipeline import registry
 from pipeline.baselines import baseline_scores
-from pipeline.calibration import expected_calibration_error, reliability_curve
+from pipeline.calibration import expected_calibration_error, reliability_curve, score_points
 from pipeline.config import EvaluateParams, GatesParams, Settings
 from pipeline.errors import ModelError
 from pipeline.features import FeatureSet, read_feature_set
@@ -113,7 +113,7 @@ def figures(y: np.ndarray, p: np.ndarray, *, params: EvaluateParams) -> dict[str
 
 def conversion_by_grade(y: np.ndarray, p: np.ndarray, bands: list[float]) -> dict[str, dict[str, float | None]]:
     """Deals, won and conversion rate per grade, the grades cut from the score as scoring cuts them."""
-    grades = grade(np.rint(p * 100).astype(int), bands)
+    grades = grade(score_points(p), bands)
     out = {}
     for g in ("A", "B", "C", "D"):
         mask = grades == g

@@ -27,6 +27,7 @@ import pandas as pd
 
 from pipeline import registry, treeshap
 from pipeline.board import render_board
+from pipeline.calibration import score_points
 from pipeline.chunks import ChunkReader, ChunkWriter, spreadsheet_safe, table_format
 from pipeline.config import DriftParams, RoutingParams, ScoreParams, Settings
 from pipeline.drift import DriftCounter, drift_warning
@@ -83,7 +84,7 @@ def contributions(model: LoadedModel, x: pd.DataFrame, *, method: str = "auto") 
 
 def score_of(model: LoadedModel, x: pd.DataFrame) -> np.ndarray:
     """Scores 0-100 of model-matrix rows: calibrated probability x 100, rounded."""
-    return np.rint(model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) * 100).astype(int)
+    return score_points(model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)))
 
 
 def what_would_raise(model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, before: np.ndarray, *, top: int,
@@ -203,7 +204,7 @@ def score_frame(model: LoadedModel, rows: pd.DataFrame, *, params: ScoreParams, 
     x = model.matrix(rows)
     probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) if len(x) \
         else np.zeros(0)
-    score = np.rint(probability * 100).astype(int)
+    score = score_points(probability)
     groups = Groups.of(model.specs)
     if params.explain:
         phi = contributions(model, x, method=params.shap)[0]
@@ -313,9 +314,10 @@ def check_input_columns(header: list[str], model: LoadedModel, path: Path) -> No
                         "matrix built by `leadscore features` with the params the model was trained with")
 
 
-def quarantine_rows(chunk: pd.DataFrame, model: LoadedModel, *, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def quarantine_rows(chunk: pd.DataFrame, model: LoadedModel) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off rows that cannot be scored, each with its reason: no record id, or text in a
-    numeric feature (a number that would otherwise silently become "missing")."""
+    numeric feature (a number that would otherwise silently become "missing"). ``row`` numbers
+    them from 1 within ``chunk``."""
     reason = pd.Series("", index=chunk.index, dtype=object)
     ids = chunk["record_id"]
     reason[ids.isna() | (ids.astype(str).str.strip() == "")] = "missing record_id"
@@ -331,17 +333,17 @@ def quarantine_rows(chunk: pd.DataFrame, model: LoadedModel, *, first_row: int) 
     bad_rows = (reason != "").to_numpy()
     if not bad_rows.any():
         return chunk, pd.DataFrame(columns=["row", "record_id", "reason"])
-    quarantined = pd.DataFrame({"row": np.nonzero(bad_rows)[0] + first_row,
+    quarantined = pd.DataFrame({"row": np.nonzero(bad_rows)[0] + 1,
                                 "record_id": ids[bad_rows].astype(object).to_numpy(),
                                 "reason": reason[bad_rows].to_numpy()})
     return chunk[~bad_rows], quarantined
 
 
 def score_chunk(model: LoadedModel, chunk: pd.DataFrame, *, params: ScoreParams, scored_at: str, model_status: str,
-                detail: bool, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter | None]:
-    """One chunk of a batch: its scores, its quarantined rows (``row`` counts from ``first_row``)
+                detail: bool) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter | None]:
+    """One chunk of a batch: its scores, its quarantined rows (``row`` counts from 1 within it)
     and its drift counts. The local and the Dask engine both score through this function."""
-    good, quarantined = quarantine_rows(chunk, model, first_row=first_row)
+    good, quarantined = quarantine_rows(chunk, model)
     scores = score_frame(model, good, params=params, scored_at=scored_at, model_status=model_status, detail=detail)
     reference = model.meta.get("drift_reference")
     counter = None
@@ -407,7 +409,7 @@ class Batch:
     def score(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter | None]:
         """:func:`score_chunk` with this batch's model and settings."""
         return score_chunk(self.model, chunk, params=self.settings.score, scored_at=self.scored_at,
-                           model_status=self.status, detail=self.detail, first_row=1)
+                           model_status=self.status, detail=self.detail)
 
     def add(self, writer: ChunkWriter, scores: pd.DataFrame, bad: pd.DataFrame, counter: DriftCounter | None,
             rows: int) -> None:
@@ -510,7 +512,7 @@ def run(settings: Settings) -> pd.DataFrame:
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
     scored_at = now_utc()
     scores, bad, counter = score_chunk(model, open_rows, params=settings.score, scored_at=scored_at,
-                                       model_status=status, detail=True, first_row=1)
+                                       model_status=status, detail=True)
     if len(bad):  # the features stage writes clean rows: this is a bug upstream, not bad input
         raise ModelError(f"{len(bad)} row(s) of {settings.paths.features} cannot be scored, e.g. "
                          f"{bad['reason'].iloc[0]}; rebuild the features")

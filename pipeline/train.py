@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pipeline.calibration import fit_calibration
+from pipeline.calibration import fit_calibration, score_points
 from pipeline.config import GatesParams, Settings, TrainParams
 from pipeline.drift import reference_profile
 from pipeline.errors import ConfigError, DataError
@@ -147,8 +147,8 @@ def train(features: FeatureSet, *, params: TrainParams, seed: int, gates: GatesP
         "calibration": calibration.as_dict(),
         "typical_won": typical_won_values(x_train, y_train, features.specs),
         "drift_reference": reference_profile(
-            x_train, features.specs, np.rint(calibration.apply(
-                np.asarray(booster.predict(x_train, num_iteration=best), dtype=float)) * 100), bins=drift_bins),
+            x_train, features.specs, score_points(calibration.apply(
+                np.asarray(booster.predict(x_train, num_iteration=best), dtype=float))), bins=drift_bins),
         "train_data_sha256": data_fingerprint(train_rows),
         "git_commit": git_commit(),
     }

@@ -48,7 +48,7 @@ MAX_UNIT_SPLITS = 4  # splits inside one tabled subtree
 MAX_TABLE_BITS = 13  # pattern bits of one table (features above the unit + its splits): 2^bits rows
 MAX_TABLE_BYTES = 256 * 2**20
 ROW_BLOCK = 4096  # rows that go through one tree before the next: keeps that tree's tables in cache
-CHUNK_ROWS = 4096  # rows a thread takes at a time
+CHUNK_ROWS = ROW_BLOCK  # rows a thread takes at a time: one block (the kernel's block loop then runs once)
 MIN_THREAD_ROWS = 64  # fewer rows per thread than this are not worth a thread
 
 # "auto" without a built explainer: building the tables (~0.3 s for 300 trees of 31 leaves, ~1 s for 63 leaves)

@@ -13,7 +13,6 @@ and one without a type counts as "any other type".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +40,6 @@ class EventPart:
     def __len__(self) -> int:
         return len(self.key)
 
-    def __getitem__(self, rows: slice) -> EventPart:
-        return EventPart(self.key[rows], self.kind[rows], self.micros[rows])
-
 
 @dataclass(frozen=True)
 class EventLog:
@@ -56,14 +52,6 @@ class EventLog:
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
 
-    def chunks(self, rows: int) -> Iterator[tuple[int, EventPart]]:
-        """(position in the log, events) in runs of at most ``rows``, in log order."""
-        start = 0
-        for part in self.parts:
-            for at in range(0, len(part), rows):
-                yield start + at, part[at:at + rows]
-            start += len(part)
-
     def latest(self) -> pd.Timestamp | None:
         """The latest event time (None for an empty log)."""
         known = [int(p.micros[p.key >= 0].max()) for p in self.parts if (p.key >= 0).any()]
@@ -72,8 +60,9 @@ class EventLog:
     def type_counts(self) -> dict[str, int]:
         """Events per type, missing types left out."""
         tally = np.zeros(len(self.types) + 1, dtype=np.int64)  # the first: missing (code -1)
-        for _, chunk in self.chunks(1 << 22):  # bincount copies to intp: in chunks, the copy stays small
-            tally += np.bincount(chunk.kind.astype(np.intp) + 1, minlength=len(tally))
+        for part in self.parts:
+            for at in range(0, len(part), 1 << 22):  # bincount copies to intp: in runs, the copy stays small
+                tally += np.bincount(part.kind[at:at + (1 << 22)].astype(np.intp) + 1, minlength=len(tally))
         return dict(zip(self.types.to_pylist(), tally[1:].tolist(), strict=True))
 
     @classmethod

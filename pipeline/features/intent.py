@@ -41,9 +41,7 @@ from pipeline.features.spec import FeatureSpec
 NO_ACTIVITY_DAYS = 9999.0  # days since the last event when there is none before the as-of date
 TREND_DAYS = 30
 DAY_S = 86_400
-CHUNK_ROWS = 1 << 21  # events per pass: the temporaries stay small and are reused
 REANCHOR_HALF_LIVES = 512  # the account pass rescales its running sum before 2 ** this (float64 ends at 2 ** 1023)
-_NEVER = np.iinfo(np.int64).max
 
 
 def as_event_log(events: EventLog | PendingEventLog | pd.DataFrame) -> EventLog:
@@ -149,7 +147,6 @@ class _Timeline:
     packed: np.ndarray
     shift: int       # bits below the group
     type_bits: int   # bits of the type, the lowest
-    t0: int          # second 0: the log's first event
 
 
 def _timeline(log: EventLog, group_of_code: np.ndarray, type_of_code: np.ndarray, *, n_groups: int,
@@ -166,7 +163,7 @@ def _timeline(log: EventLog, group_of_code: np.ndarray, type_of_code: np.ndarray
         n = _pack(part.key, part.kind, part.micros, group_of_code, type_of_code, t0, shift, type_bits, packed, n)
     packed = packed[:n]
     packed.sort()
-    return _Timeline(packed, shift, type_bits, t0)
+    return _Timeline(packed, shift, type_bits)
 
 
 @njit(cache=True, nogil=True)

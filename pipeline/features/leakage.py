@@ -26,15 +26,9 @@ MAX_VALID_ROWS = 50_000  # an AUC on 50k rows has a standard error near 0.002: f
 
 def single_feature_auc(train: pd.Series | np.ndarray | None, y_train: np.ndarray, valid: pd.Series | np.ndarray,
                        y_valid: np.ndarray, *, kind: str) -> float:
-    """How well this one feature alone ranks won above lost on the validation slice (0.5 to 1).
-    A numeric feature is ranked as it is (``train`` is not needed: pass None)."""
-    if len(np.unique(y_valid)) < 2:
-        return float("nan")
-    return _feature_auc(train, y_train, valid, y_valid, kind=kind)
-
-
-def _feature_auc(train: pd.Series | np.ndarray | None, y_train: np.ndarray, valid: pd.Series | np.ndarray,
-                 y_valid: np.ndarray, *, kind: str) -> float:
+    """How well this one feature alone ranks won above lost on the validation slice (0.5 to 1);
+    ``y_valid`` must hold both classes. A numeric feature is ranked as it is (``train`` is not
+    needed: pass None)."""
     if kind == "categorical":
         # Won rate per value on the training rows, smoothed towards the prior; unseen values get the prior.
         assert train is not None
@@ -98,7 +92,7 @@ class LeakageAudit:
 
         one_class = len(np.unique(self._y_valid)) < 2
         for s in specs:
-            self.aucs[s.name] = float("nan") if one_class else _feature_auc(
+            self.aucs[s.name] = float("nan") if one_class else single_feature_auc(
                 rows(s, self._train) if s.kind == "categorical" else None, self._y_train, rows(s, self._valid),
                 self._y_valid, kind=s.kind)
 

@@ -262,3 +262,18 @@ def test_cli_bad_scored_at_and_lone_input_are_usage_errors(tmp_path: Path, capsy
     assert main(["score", "--input", "x.csv"]) == 2
     assert "go together" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("options", [["--model", "3"], ["--chunk-rows", "10"], ["--workers", "4"]])
+def test_cli_batch_options_without_input_are_refused_not_ignored(options: list[str], capsys) -> None:
+    # Without --input/--output, `leadscore score` is the DVC stage: an option meant for a batch run
+    # would otherwise be ignored silently (the stage would score with the champion).
+    assert main(["score", *options]) == 2
+    err = capsys.readouterr().err
+    assert options[0] in err and "only apply with --input and --output" in err
+
+
+def test_cli_chunk_rows_with_the_dask_engine_is_refused(capsys) -> None:
+    assert main(["score", "--input", "x.parquet", "--output", "y.parquet", "--engine", "dask",
+                 "--chunk-rows", "10"]) == 2
+    assert "--chunk-rows applies to --engine local" in capsys.readouterr().err

@@ -10,18 +10,16 @@ import pandas as pd
 import pytest
 
 from pipeline.score import score_file
-from pipeline.train import save_model
 
 pytest.importorskip("distributed")
 
 from pipeline.dask_engine import score_dask
 
 
-def test_dask_engine_equals_the_local_engine_row_for_row(small, small_model, tmp_path: Path) -> None:
-    models = tmp_path / "models"
-    save_model(small_model, models)
-    matrix = small.features.matrix
-    rows = matrix[matrix["outcome"] == "open"].reset_index(drop=True)
+def test_dask_engine_equals_the_local_engine_row_for_row(small, models_dir: Path, open_rows: pd.DataFrame,
+                                                         tmp_path: Path) -> None:
+    models = models_dir
+    rows = open_rows.copy()  # the fixture is shared by the session
     rows.loc[5, "record_id"] = None  # quarantined by both engines, with the same row number
     dataset = tmp_path / "leads"
     dataset.mkdir()
@@ -29,7 +27,7 @@ def test_dask_engine_equals_the_local_engine_row_for_row(small, small_model, tmp
         rows.iloc[part:part + 200].to_parquet(dataset / f"part-{i:03d}.parquet", index=False)
 
     local = score_file(small.settings, input_path=dataset, output_path=tmp_path / "local.parquet",
-                       model_name=str(models), chunk_rows=150)
+                       model_name=str(models))
     dask = score_dask(small.settings, input_path=dataset, output_path=tmp_path / "dask.parquet",
                       model_name=str(models), workers=2)
 

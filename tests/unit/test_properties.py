@@ -90,6 +90,6 @@ def test_scoring_quarantine_keeps_the_row_count(ids: list[str | None], numbers: 
     chunk = pd.DataFrame({"record_id": ids[:n], "employees": numbers[:n]}, dtype=object)
     spec = FeatureSpec("employees", "numeric", "firmographic", "employees", "x")
     model = LoadedModel(booster=None, specs=[spec], levels={}, meta={})  # type: ignore[arg-type]
-    good, bad = quarantine_rows(chunk, model, first_row=1)
+    good, bad = quarantine_rows(chunk, model)
     assert len(good) + len(bad) == n
     assert bad["row"].between(1, n).all() and bad["reason"].str.len().gt(0).all()
