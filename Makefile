@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make run    create .venv if missing, install, run the whole DVC pipeline
-#   make test   create .venv if missing, install, run ruff, mypy and pytest
+#   make test   create .venv if missing, install, run ruff, the import layers (import-linter), mypy and pytest
 #   make bench  every benchmark, one JSON line each: features (vs DuckDB), shap (vs pred_contrib),
 #               score, memory and dask (make bench-features BENCH_ARGS="--leads 20000", bench-score SCORE_BENCH_ARGS=--quick)
 PYTHON ?= python3
@@ -13,7 +13,7 @@ SHAP_BENCH_ARGS ?=
 SCORE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui clean browser \
+.PHONY: run test lint imports typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -28,10 +28,14 @@ run: venv
 	dvc repro
 	dvc metrics show
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 lint: venv
 	ruff check .
+
+# The house rule (pyproject.toml [tool.importlinter]): no layer of pipeline/ imports a higher one.
+imports: venv
+	lint-imports
 
 typecheck: venv
 	mypy

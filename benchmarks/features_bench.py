@@ -91,12 +91,14 @@ def _expected_stamp(args: argparse.Namespace) -> dict[str, Any]:
     source mapping, and the code of generate and ingest. A cached data set is reused only if equal."""
     import hashlib
 
-    from pipeline import generate, ingest, parsing, schema
+    from pipeline.contracts import fields, files
+    from pipeline.data import generate, ingest, parsing, sources
+    from pipeline.io import tables
 
     settings = _settings(args)
-    mapping = settings.source.mapping().model_dump(mode="json", exclude={"dir"})
+    mapping = sources.explicit_mapping(settings.source).model_dump(mode="json", exclude={"dir"})
     code = {Path(m.__file__ or "").name: hashlib.sha256(Path(m.__file__ or "").read_bytes()).hexdigest()[:16]
-            for m in (generate, ingest, parsing, schema)}
+            for m in (generate, ingest, parsing, sources, tables, fields, files)}
     return {"params": _params(args), "generate": settings.generate.model_dump(mode="json"), "mapping": mapping,
             "code": code}
 
@@ -124,7 +126,7 @@ def _features_fingerprint() -> str:
 
 def _child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     """generate + ingest into the data set's folder, then stamp it with its parameters."""
-    from pipeline import generate, ingest
+    from pipeline.stages import generate, ingest
 
     settings = _settings(args)
     expected = _expected_stamp(args)  # taken before the work: code edited meanwhile means a rebuild next time
@@ -162,8 +164,9 @@ def _child_compile(args: argparse.Namespace) -> dict[str, Any]:
 def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
     """OUR features stage as `leadscore features` runs it, without the write: read the interim files,
     build every feature (account roll-ups included), and run the leakage guard."""
-    from pipeline.features import featurise, read_interim
+    from pipeline.features.interim import read_interim
     from pipeline.runtime import keep_freed_memory
+    from pipeline.stages.features import featurise
 
     keep_freed_memory()  # as `leadscore` does at start-up (pipeline/__init__ has set NumPy's huge pages off)
     settings = _settings(args)

@@ -7,7 +7,7 @@ Prints one JSON line per measurement on stdout (everything else goes to stderr):
 
 - ``score``: ``leadscore score --input in.parquet --output out.parquet`` as a user runs it
   (read -> model matrix -> predict -> exact SHAP -> reasons, what would raise it, checklist -> write),
-  timed around :func:`pipeline.score.score_file`, against raw LightGBM ``predict`` plus
+  timed around :func:`pipeline.stages.score.run_batch`, against raw LightGBM ``predict`` plus
   ``predict(pred_contrib=True)`` (2 threads) on the pre-built model matrix of the same rows.
   ratio = ours_s / reference_s: the overhead of everything we add (our SHAP kernel is in "ours").
 - ``memory``: peak RSS of scoring 2M rows divided by that of 200k rows, explanations on, the same
@@ -58,30 +58,32 @@ def _child_prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import lightgbm as lgb
     import numpy as np
 
-    from pipeline.drift import reference_profile
-    from pipeline.features import featurise
-    from pipeline.generate import generate, write_export
-    from pipeline.ingest import ingest
-    from pipeline.model import prepare_matrix
-    from pipeline.train import lgb_params, save_model, train
+    from pipeline.data.generate import generate, write_export
+    from pipeline.data.ingest import ingest
+    from pipeline.modeling.drift import reference_profile
+    from pipeline.modeling.model import prepare_matrix
+    from pipeline.modeling.train import TrainResult, lgb_params, save_model, train
+    from pipeline.stages.features import featurise
 
     settings = _settings(work)
     export = generate(params=settings.generate, seed=settings.seed)
     write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth)
-    ingested = ingest(settings.source.mapping())
+    ingested = ingest(settings.source)
     features = featurise(ingested.records, ingested.events, ingested.fields, settings=settings,
                          event_accounts=ingested.event_accounts)
-    result = train(features, params=settings.train, seed=settings.seed)
+    result = train(features, params=settings.train, split=settings.split, sufficiency=settings.sufficiency,
+                   seed=settings.seed, drift_bins=settings.drift.bins)
     labeled = features.matrix[features.matrix["label"].notna()]
-    x = prepare_matrix(labeled, specs=features.specs, levels=result.meta["category_levels"])
+    x = prepare_matrix(labeled, specs=features.specs, levels=result.description["category_levels"])
     config = {**lgb_params(settings.train, seed=settings.seed), "num_leaves": NUM_LEAVES, "min_data_in_leaf": 20,
               "lambda_l2": 1.0}
     booster = lgb.train(config, lgb.Dataset(x, label=labeled["label"].to_numpy()), num_boost_round=NUM_TREES)
     scores = np.rint(np.asarray(booster.predict(x), dtype=float) * 100)
-    meta = {**result.meta, "best_iteration": NUM_TREES, "lightgbm_params": config,
-            "calibration": {"method": "none", "params": {}},
-            "drift_reference": reference_profile(x, features.specs, scores, bins=settings.score.drift.bins)}
-    save_model(type(result)(booster=booster, meta=meta, split=result.split), settings.paths.models)
+    description = {**result.description, "best_iteration": NUM_TREES, "lightgbm_params": config,
+                   "calibration": {"method": "none", "params": {}, "chosen_by": {}},
+                   "drift_reference": reference_profile(x, features.specs, scores, bins=settings.drift.bins)}
+    save_model(TrainResult(booster=booster, best_iteration=NUM_TREES, description=description, split=result.split),
+               settings.paths.models, params_sha256="score_bench")
     features.matrix.to_parquet(work / "base.parquet", index=False)
     leaves = [t["num_leaves"] for t in booster.dump_model()["tree_info"]]
     return {"features": len(features.specs), "trees": len(leaves), "max_leaves": max(leaves),
@@ -114,25 +116,24 @@ def _child_make_input(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def _child_ours(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """``leadscore score --input --output`` as the CLI runs it, timed around the work."""
     from pipeline.runtime import keep_freed_memory
-    from pipeline.score import score_file
+    from pipeline.stages.score import run_batch
 
     keep_freed_memory()
     settings = _settings(work)
-    if args.no_explain:
-        settings = settings.model_copy(update={"score": settings.score.model_copy(update={"explain": False})})
     t0 = time.perf_counter()
-    summary = score_file(settings, input_path=Path(args.input), output_path=Path(args.output),
-                         model_name=str(settings.paths.models), chunk_rows=args.chunk_rows)
+    summary = run_batch(settings, input_path=Path(args.input), output_path=Path(args.output),
+                        model_name=str(settings.paths.models), chunk_rows=args.chunk_rows,
+                        explain=False if args.no_explain else None)
     return {"seconds": time.perf_counter() - t0, "rows": summary.rows_out}
 
 
 def _child_dask(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from pipeline.dask_engine import score_dask
+    from pipeline.stages.score import run_batch
 
     settings = _settings(work)
     t0 = time.perf_counter()
-    summary = score_dask(settings, input_path=Path(args.input), output_path=Path(args.output),
-                         model_name=str(settings.paths.models), workers=2)
+    summary = run_batch(settings, input_path=Path(args.input), output_path=Path(args.output),
+                        model_name=str(settings.paths.models), engine="dask", workers=2)
     return {"seconds": time.perf_counter() - t0, "rows": summary.rows_out}
 
 
@@ -140,7 +141,7 @@ def _child_reference(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Raw LightGBM on the pre-built matrix: predict + pred_contrib, 2 threads."""
     import pandas as pd
 
-    from pipeline.model import load_model
+    from pipeline.modeling.model import load_model
 
     model = load_model(_settings(work).paths.models)
     x = model.matrix(pd.read_parquet(args.input))

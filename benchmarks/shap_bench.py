@@ -1,4 +1,4 @@
-"""Benchmark our compiled TreeSHAP (pipeline.treeshap) against LightGBM's ``pred_contrib``.
+"""Benchmark our compiled TreeSHAP (pipeline.explain.treeshap) against LightGBM's ``pred_contrib``.
 
     python benchmarks/shap_bench.py                          # 50,000 rows, 300 trees of 31 leaves
     python benchmarks/shap_bench.py --trees 200 --leaves 15  # the smaller model
@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:  # `pipeline` importable without the editable inst
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import self_peak_mb  # noqa: E402
 
-from pipeline.treeshap import TreeShap, _contributions  # noqa: E402  (after the sys.path line)
+from pipeline.explain.treeshap import TreeShap, _contributions  # noqa: E402  (after the sys.path line)
 
 log = logging.getLogger("shap_bench")
 

@@ -1,4 +1,4 @@
-"""`leadscore` command line: argument parsing only; the work is in the stage modules.
+"""`leadscore` command line: argument parsing only; the work is in the stage modules (pipeline.stages).
 
 Exit codes: 0 ok, 1 internal error, 2 bad params or usage, 3 bad input data, 4 model missing or
 mismatched, 130 interrupted.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline import __version__
-from pipeline.config import DEFAULT_PARAMS, Settings, load_settings
+from pipeline.config import DEFAULT_PARAMS, Settings, load_settings, read_settings, settings_yaml
 from pipeline.errors import LeadscoreError
 from pipeline.runtime import keep_freed_memory
 
@@ -27,7 +27,7 @@ def _stage(name: str) -> Callable[[Settings], Any]:
     """The stage's ``run`` function, imported only when asked for (MLflow is slow to import)."""
     import importlib
 
-    module = importlib.import_module(f"pipeline.{name}")
+    module = importlib.import_module(f"pipeline.stages.{name}")
     runner: Callable[[Settings], Any] = module.run
     return runner
 
@@ -56,6 +56,8 @@ ROLLBACK_HELP = ("give the champion alias back to the previous champion (or to -
 RUN_HELP = ("run every stage in order without DVC: generate (only for source.kind synthetic), ingest, features, "
             "train, evaluate, score")
 INSPECT_HELP = "profile an unseen CRM export (CSV or Parquet) and draft the source: section of params.yaml for it"
+PARAMS_HELP = ("print the settings in effect, every key, as YAML: the params file layered over the defaults "
+               "(e.g. an example's source: section over params.yaml's values)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", parents=[common], help=ROLLBACK_HELP, description=ROLLBACK_HELP)
     rollback.add_argument("--to", metavar="VERSION", help="the registry version to make champion "
                           "(default: the one that held the alias before the current champion)")
+    sub.add_parser("params", parents=[common], help=PARAMS_HELP, description=PARAMS_HELP)
     inspect = sub.add_parser("inspect", parents=[flags], help=INSPECT_HELP, description=INSPECT_HELP)
     inspect.add_argument("file", metavar="FILE", help="the CRM export to profile (CSV or Parquet)")
     inspect.add_argument("--output", metavar="PATH",
@@ -108,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _inspect(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from pipeline.inspect_export import run
+    from pipeline.data.inspect import run
 
     run(Path(args.file), output=Path(args.output) if args.output else None, delimiter=args.delimiter,
         encoding=args.encoding)
@@ -118,9 +121,9 @@ def _explain(settings: Settings, lead_id: str) -> None:
     import pandas as pd
     from rich.console import Console
 
+    from pipeline.contracts.files import SCORES_PARQUET
     from pipeline.errors import DataError
-    from pipeline.explain import lead_card
-    from pipeline.schema import SCORES_PARQUET
+    from pipeline.reporting.lead_card import lead_card
 
     path = settings.paths.scores / SCORES_PARQUET
     if not path.exists():
@@ -135,10 +138,11 @@ def _explain(settings: Settings, lead_id: str) -> None:
 
 
 def _rollback(settings: Settings, to_version: str | None) -> None:
-    from pipeline.registry import rollback
+    from pipeline.mlops.registry import rollback
+    from pipeline.mlops.tracking import Store
 
-    new, old = rollback(settings, to_version)
-    print(f"{settings.train.registered_model_name}: version {new.version} is the champion again "
+    new, old = rollback(Store.of(settings.registry, mlflow_db=settings.paths.mlflow_db), to_version)
+    print(f"{settings.registry.model_name}: version {new.version} is the champion again "
           f"(was version {old.version}, now kept as previous_champion). Rescore: dvc repro -f score")
 
 
@@ -169,27 +173,15 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
         except ValueError as exc:
             raise ConfigError(f"score: --scored-at {args.scored_at!r} is not an ISO timestamp "
                               "(e.g. 2026-01-31T02:00:00Z)") from exc
-    if args.no_explain:
-        settings = settings.model_copy(update={"score": settings.score.model_copy(update={"explain": False})})
-    if args.engine == "dask":
-        if args.chunk_rows is not None:
-            raise ConfigError("score: --chunk-rows applies to --engine local; Dask partitions are the input's "
-                              "row groups (Parquet) or 64 MB blocks (CSV)")
-        try:
-            from pipeline.dask_engine import score_dask
-        except ImportError as exc:
-            raise ConfigError(f"--engine dask needs dask and distributed ({exc}): "
-                              "pip install 'leadscore[dask]'") from exc
+    if args.engine == "dask" and args.chunk_rows is not None:
+        raise ConfigError("score: --chunk-rows applies to --engine local; Dask partitions are the input's "
+                          "row groups (Parquet) or 64 MB blocks (CSV)")
+    from pipeline.stages.score import run_batch
 
-        summary = score_dask(settings, input_path=Path(args.input), output_path=Path(args.output),
-                             model_name=args.model, scheduler=args.scheduler, workers=args.workers,
-                             scored_at=args.scored_at, progress=sys.stderr.isatty() and not args.quiet)
-    else:
-        from pipeline.score import score_file
-
-        summary = score_file(settings, input_path=Path(args.input), output_path=Path(args.output),
-                             model_name=args.model, chunk_rows=args.chunk_rows, scored_at=args.scored_at,
-                             progress=sys.stderr.isatty() and not args.quiet)
+    summary = run_batch(settings, input_path=Path(args.input), output_path=Path(args.output), model_name=args.model,
+                        chunk_rows=args.chunk_rows, scored_at=args.scored_at,
+                        explain=False if args.no_explain else None, engine=args.engine, scheduler=args.scheduler,
+                        workers=args.workers, progress=sys.stderr.isatty() and not args.quiet)
     print(f"scored {summary.rows_out:,} of {summary.rows_in:,} rows -> {summary.output}"
           + (f"; {summary.quarantined:,} quarantined -> {summary.quarantine_path}" if summary.quarantined else "")
           + (f"; drift report -> {summary.drift_path}" if summary.drift_path else ""))
@@ -217,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "inspect":
             _inspect(args)
+        elif args.command == "params":
+            print(settings_yaml(read_settings(args.params)), end="")
         elif args.command == "run":
             _run_all(load_settings(args.params))
         elif args.command == "explain":

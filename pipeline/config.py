@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import os
 import re
 import typing
 from datetime import date
@@ -18,8 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.contracts.fields import CANONICAL_FIELDS
 from pipeline.errors import ConfigError
-from pipeline.schema import CANONICAL_FIELDS
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -136,9 +135,6 @@ class EventsParams(FileParams):
     aliases: dict[str, str] = Field(default_factory=dict)  # raw event label -> canonical type
 
 
-SYNTHETIC_MAPPING = Path(__file__).parent / "sources" / "synthetic.yaml"
-
-
 class SourceParams(_Section):
     """Where the export is and how its columns map onto fields. See README, "Use your own CRM export"."""
 
@@ -167,13 +163,6 @@ class SourceParams(_Section):
             raise ValueError("a flat source is one file; declare lookups and events with kind: relational")
         _check_tables(self)
         return self
-
-    def mapping(self) -> SourceParams:
-        """The explicit mapping: for kind synthetic, the built-in one for the generator's export."""
-        if self.kind != "synthetic":
-            return self
-        raw = yaml.safe_load(SYNTHETIC_MAPPING.read_text(encoding="utf-8"))
-        return SourceParams.model_validate({**raw, "dir": self.dir})
 
     def path(self, file: Path) -> Path:
         return file if file.is_absolute() else self.dir / file
@@ -270,9 +259,16 @@ class QualificationParams(_Section):
     framework: str = "bant"   # bant | champ | anum | faint | meddic | path/to/your_rules.yaml
 
 
-class TrainParams(_Section):
+class SplitParams(_Section):
+    """Which closed records train, validate and test: the newest are the test set, the ones before
+    them validation (by time when there are decision dates). The leakage guard, train and evaluate
+    all split this way."""
+
     valid_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
+
+
+class TrainParams(_Section):
     learning_rate: float = Field(0.05, gt=0, le=1)
     num_leaves: int = Field(4, ge=2)
     min_data_in_leaf: int = Field(40, ge=1)
@@ -284,8 +280,23 @@ class TrainParams(_Section):
     class_weight: Literal["none", "balanced"] = "none"
     calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
     tuning_trials: int = Field(0, ge=0, le=1000)
+
+
+class SufficiencyParams(_Section):
+    """The data-sufficiency gate: fewer won or lost deals than these stops training."""
+
+    min_won_train: int = Field(50, ge=1)
+    min_lost_train: int = Field(50, ge=1)
+    min_won_test: int = Field(20, ge=1)
+    min_lost_test: int = Field(20, ge=1)
+
+
+class RegistryParams(_Section):
+    """The MLflow names: train logs a run and registers a version, evaluate moves the champion alias,
+    score fetches the champion."""
+
     experiment_name: str = "leadscore"
-    registered_model_name: str = "leadscore"
+    model_name: str = "leadscore"
 
 
 class EvaluateParams(_Section):
@@ -304,12 +315,18 @@ class EvaluateParams(_Section):
 class GatesParams(_Section):
     """What a trained model must pass before it becomes the champion that scoring uses."""
 
-    min_won_train: int = Field(50, ge=1)
-    min_lost_train: int = Field(50, ge=1)
-    min_won_test: int = Field(20, ge=1)
-    min_lost_test: int = Field(20, ge=1)
     must_beat_baselines: bool = True
     promote_margin: float = Field(0.005, ge=0, le=0.5)
+
+
+class GradesParams(_Section):
+    bands: list[float] = Field(default_factory=lambda: [75.0, 50.0, 25.0])
+
+    @model_validator(mode="after")
+    def _bands_descending(self) -> GradesParams:
+        if len(self.bands) != 3 or any(a <= b for a, b in itertools.pairwise(self.bands)):
+            raise ValueError("bands must be three descending scores (A, B, C cut-offs)")
+        return self
 
 
 class RoutingParams(_Section):
@@ -339,22 +356,16 @@ class ScoreParams(_Section):
     min_contribution: float = Field(0.05, ge=0)
     templates: Path | None = None
     board_max_leads: int = Field(2000, ge=1)
-    grade_bands: list[float] = Field(default_factory=lambda: [75.0, 50.0, 25.0])
     routing: RoutingParams = Field(default_factory=RoutingParams)
     chunk_rows: int = Field(100_000, ge=1)
     explain: bool = True
     shap: Literal["auto", "kernel", "pred_contrib"] = "auto"
-    drift: DriftParams = Field(default_factory=DriftParams)
-
-    @model_validator(mode="after")
-    def _bands_descending(self) -> ScoreParams:
-        bands = self.grade_bands
-        if len(bands) != 3 or any(a <= b for a, b in itertools.pairwise(bands)):
-            raise ValueError("grade_bands must be three descending scores (A, B, C cut-offs)")
-        return self
 
 
 class Settings(_Section):
+    """Every params section. Each stage reads its own and those it shares (``split``, ``grades``,
+    ``drift``, ``registry``); dvc.yaml names exactly those."""
+
     seed: int = 42
     paths: PathsParams = Field(default_factory=PathsParams)
     source: SourceParams = Field(default_factory=SourceParams)
@@ -362,9 +373,14 @@ class Settings(_Section):
     features: FeaturesParams = Field(default_factory=FeaturesParams)
     icp: IcpParams = Field(default_factory=IcpParams)
     qualification: QualificationParams = Field(default_factory=QualificationParams)
+    split: SplitParams = Field(default_factory=SplitParams)
     train: TrainParams = Field(default_factory=TrainParams)
+    sufficiency: SufficiencyParams = Field(default_factory=SufficiencyParams)
+    registry: RegistryParams = Field(default_factory=RegistryParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     gates: GatesParams = Field(default_factory=GatesParams)
+    grades: GradesParams = Field(default_factory=GradesParams)
+    drift: DriftParams = Field(default_factory=DriftParams)
     score: ScoreParams = Field(default_factory=ScoreParams)
 
     def resolve(self, root: Path) -> Settings:
@@ -434,8 +450,9 @@ def parse_settings(raw: Any, *, source: str = "params") -> Settings:
         raise ConfigError(_describe(err, source)) from None
 
 
-def load_settings(path: Path | str = DEFAULT_PARAMS) -> Settings:
-    """Read and validate a params file. Relative paths in it resolve against the current directory."""
+def read_settings(path: Path | str = DEFAULT_PARAMS) -> Settings:
+    """Read and validate a params file as written: a key it leaves out takes its default (the values
+    of the shipped params.yaml), and relative paths stay relative."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -447,9 +464,14 @@ def load_settings(path: Path | str = DEFAULT_PARAMS) -> Settings:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_settings(raw, source=str(path)).resolve(Path.cwd())
+    return parse_settings(raw, source=str(path))
 
 
-def mlflow_tracking_uri(settings: Settings) -> str:
-    """MLFLOW_TRACKING_URI if set, else the local SQLite file from ``paths.mlflow_db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.paths.mlflow_db}"
+def load_settings(path: Path | str = DEFAULT_PARAMS) -> Settings:
+    """:func:`read_settings`, with relative paths resolved against the current directory."""
+    return read_settings(path).resolve(Path.cwd())
+
+
+def settings_yaml(settings: Settings) -> str:
+    """Every key of ``settings`` as a params file that reads back to the same settings."""
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=120)

@@ -1,4 +1,4 @@
-"""Process-wide settings for a batch run of a stage (the ``leadscore`` command, the benchmark)."""
+"""How a batch command runs: memory reuse, quiet third-party loggers, a progress bar on a terminal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +36,29 @@ def keep_freed_memory() -> bool:
         (_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, (1 << 31) - 1), (_M_TOP_PAD, 64 << 20)))
     log.debug("glibc malloc tuned for a batch run: %s", ok)
     return ok
+
+
+def quiet_loggers(*names: str) -> None:
+    """Keep chatty libraries (MLflow, alembic, distributed) to warnings and errors in our logs."""
+    for name in names:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextmanager
+def progress_bar(total: int | None, *, enabled: bool, label: str = "scoring") -> Iterator[Callable[[int], None]]:
+    """A rows and rows/s progress bar on stderr when ``enabled`` (a terminal); a no-op otherwise."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), RowsPerSecond(),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -12,12 +12,15 @@ import pandas as pd
 import pytest
 
 from pipeline.config import Settings, load_settings, parse_settings
-from pipeline.features import FeatureSet, featurise
-from pipeline.generate import SyntheticExport, generate, write_export
-from pipeline.ingest import IngestResult, ingest
-from pipeline.train import TrainResult, train
+from pipeline.contracts.features import FeatureSet
+from pipeline.data.generate import SyntheticExport, generate, write_export
+from pipeline.data.ingest import IngestResult, ingest
+from pipeline.modeling.train import TrainResult, save_model, train
+from pipeline.scoring.scorer import Scorer
+from pipeline.stages.features import featurise
 
 REPO = Path(__file__).resolve().parents[1]
+PARAMS_SHA256 = "0" * 64  # the params fingerprint of models the tests save (the train stage computes a real one)
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ class Prepared:
 def prepare(root: Path, settings: Settings) -> Prepared:
     export = generate(params=settings.generate, seed=settings.seed)
     write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth)
-    ingested = ingest(settings.source.mapping())
+    ingested = ingest(settings.source)
     features = featurise(ingested.records, ingested.events, ingested.fields, settings=settings,
                          event_accounts=ingested.event_accounts)
     return Prepared(settings=settings, export=export, ingested=ingested, features=features)
@@ -55,9 +58,20 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     return prepare(root, make_settings(root, generate={"n_leads": 3000, "n_accounts": 800}))
 
 
+def train_on(prepared: Prepared, *, features: FeatureSet | None = None, seed: int | None = None,
+             **train_params: Any) -> TrainResult:
+    """The train stage's core on ``prepared``'s features (or ``features``) with its settings;
+    ``train_params`` override keys of ``train:``."""
+    settings = prepared.settings
+    params = settings.train.model_copy(update=train_params) if train_params else settings.train
+    return train(features if features is not None else prepared.features, params=params, split=settings.split,
+                 sufficiency=settings.sufficiency, seed=settings.seed if seed is None else seed,
+                 drift_bins=settings.drift.bins)
+
+
 @pytest.fixture(scope="session")
 def small_model(small: Prepared) -> TrainResult:
-    return train(small.features, params=small.settings.train, seed=small.settings.seed)
+    return train_on(small)
 
 
 @pytest.fixture(scope="session")
@@ -68,16 +82,14 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Prepared, Tra
     local = make_settings(root)
     settings = repo_settings.model_copy(update={"paths": local.paths, "source": local.source})
     prepared = prepare(root, settings)
-    return prepared, train(prepared.features, params=settings.train, seed=settings.seed)
+    return prepared, train_on(prepared)
 
 
 @pytest.fixture(scope="session")
 def models_dir(small_model: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``small_model`` saved as the train stage saves it (model.txt + model_meta.json)."""
-    from pipeline.train import save_model
-
     folder = tmp_path_factory.mktemp("models")
-    save_model(small_model, folder)
+    save_model(small_model, folder, params_sha256=PARAMS_SHA256)
     return folder
 
 
@@ -90,9 +102,15 @@ def open_rows(small: Prepared) -> pd.DataFrame:
 
 def score_with(prepared: Prepared, models_dir: Path, source: Path, output: Path, **kwargs: Any) -> Any:
     """`leadscore score --input source --output output --model models_dir` with the small export's settings."""
-    from pipeline.score import score_file
+    from pipeline.stages.score import run_batch
 
-    return score_file(prepared.settings, input_path=source, output_path=output, model_name=str(models_dir), **kwargs)
+    return run_batch(prepared.settings, input_path=source, output_path=output, model_name=str(models_dir), **kwargs)
+
+
+def scorer_for(model: Any, settings: Settings, *, status: str = "champion", **score: Any) -> Scorer:
+    """A :class:`Scorer` of ``model`` with ``settings``' score params (``score`` overrides some)."""
+    params = settings.score.model_copy(update=score) if score else settings.score
+    return Scorer(model, params, settings.grades.bands, status)
 
 
 def truth_for(prepared: Prepared, rows: pd.DataFrame) -> pd.Series:

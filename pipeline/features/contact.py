@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.features.spec import text_from_codes
+from pipeline.features.codes import text_from_codes
 
 TITLES_FILE = Path(__file__).with_name("titles.yaml")
 BLANK = "unknown"               # a missing or blank title

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.contracts.features import FeatureSpec
+from pipeline.contracts.fields import FieldInfo
 from pipeline.features.contact import department, seniority
 from pipeline.features.firmographic import EMPLOYEE_BANDS, REVENUE_BANDS, band, canonical_industry, region
-from pipeline.features.spec import FeatureSpec
-from pipeline.ingest import FieldInfo
 
 log = logging.getLogger(__name__)
 

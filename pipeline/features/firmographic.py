@@ -15,19 +15,20 @@ import pandas as pd
 import yaml
 
 from pipeline.config import IcpParams
-from pipeline.features.spec import text_from_codes
-from pipeline.parsing import fold, on_uniques
+from pipeline.data.parsing import fold, on_uniques
+from pipeline.features.codes import text_from_codes
 
-HERE = Path(__file__).resolve().parent
+INDUSTRIES_FILE = Path(__file__).with_name("industries.yaml")  # canonical industry -> spellings seen
+REGIONS_FILE = Path(__file__).with_name("regions.yaml")  # sales region -> countries
 EMPLOYEE_BANDS = ((0, "1-10"), (11, "11-50"), (51, "51-200"), (201, "201-1000"), (1001, "1001-5000"),
                   (5001, "5001+"))
 REVENUE_BANDS = ((0, "<1M"), (1e6, "1M-10M"), (1e7, "10M-100M"), (1e8, "100M-1B"), (1e9, "1B+"))
 
 
 @cache
-def _lookup(file: str) -> dict[str, str]:
+def _lookup(path: Path) -> dict[str, str]:
     """variant -> canonical, from a {canonical: [variants]} YAML table (canonical names map to themselves)."""
-    table = yaml.safe_load((HERE / file).read_text(encoding="utf-8"))
+    table = yaml.safe_load(path.read_text(encoding="utf-8"))
     out: dict[str, str] = {}
     for canonical, variants in table.items():
         out[str(canonical).casefold()] = str(canonical)
@@ -38,13 +39,13 @@ def _lookup(file: str) -> dict[str, str]:
 
 def canonical_industry(values: pd.Series) -> pd.Series:
     """"SaaS", "Sofware", "Computer Software" -> "software"; unknown values keep their folded spelling."""
-    table = _lookup("industries.yaml")
+    table = _lookup(INDUSTRIES_FILE)
     return on_uniques(values, lambda v: fold(v).map(lambda x: table.get(x, x) if pd.notna(x) else x))
 
 
 def region(countries: pd.Series) -> pd.Series:
     """Sales region (NA, LATAM, EU, MEA, APAC) of a country name or code; missing if not in the table."""
-    table = _lookup("regions.yaml")
+    table = _lookup(REGIONS_FILE)
     return on_uniques(countries, lambda v: fold(v).map(lambda x: table.get(x) if pd.notna(x) else None))
 
 

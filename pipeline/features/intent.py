@@ -34,11 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from pipeline.contracts.features import NO_ACTIVITY_DAYS, FeatureSpec
 from pipeline.errors import DataError
 from pipeline.features.events import EventLog, PendingEventLog, encode
-from pipeline.features.spec import FeatureSpec
 
-NO_ACTIVITY_DAYS = 9999.0  # days since the last event when there is none before the as-of date
 TREND_DAYS = 30
 DAY_S = 86_400
 REANCHOR_HALF_LIVES = 512  # the account pass rescales its running sum before 2 ** this (float64 ends at 2 ** 1023)

@@ -23,11 +23,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.features.spec import text_from_codes
+from pipeline.features.codes import text_from_codes
 
 log = logging.getLogger(__name__)
 
-FRAMEWORKS_DIR = Path(__file__).resolve().parent.parent / "frameworks"
+FRAMEWORKS_DIR = Path(__file__).with_name("frameworks")
 MET, NOT_MET, UNKNOWN = "met", "not_met", "unknown"
 STATUSES = (MET, NOT_MET, UNKNOWN)
 

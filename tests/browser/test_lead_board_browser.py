@@ -19,7 +19,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from pipeline.board import render_board
+from pipeline.reporting.board import render_board
 
 pytestmark = pytest.mark.browser
 

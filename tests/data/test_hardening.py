@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.board import render_board_html
-from pipeline.chunks import spreadsheet_safe
 from pipeline.cli import main
 from pipeline.config import load_settings
+from pipeline.data.ingest import ingest
 from pipeline.errors import ConfigError, DataError, ModelError
-from pipeline.features import featurise
-from pipeline.ingest import ingest
-from pipeline.model import load_model
-from pipeline.score import score_file
+from pipeline.io.tables import spreadsheet_safe
+from pipeline.modeling.model import load_model
+from pipeline.reporting.board import render_board_html
+from pipeline.stages.features import featurise
+from pipeline.stages.score import run_batch
 from tests.conftest import REPO, score_with
 
 STAMP = "2026-01-31T02:00:00Z"
@@ -108,7 +108,7 @@ def test_crm_strings_are_escaped_in_the_lead_board(small, models_dir: Path, open
 
 
 def test_declared_and_inspected_pii_never_reaches_the_feature_matrix(tmp_path: Path) -> None:
-    from pipeline.inspect_export import run as inspect
+    from pipeline.data.inspect import run as inspect
 
     rng = np.random.default_rng(3)
     n = 400
@@ -131,7 +131,7 @@ def test_declared_and_inspected_pii_never_reaches_the_feature_matrix(tmp_path: P
     settings = load_settings(params)
     never = settings.source.never_use
     assert {"Email", "Phone Number"} <= {c for c, why in never.items() if why == "pii"}
-    result = ingest(settings.source.mapping())
+    result = ingest(settings.source)
     features = featurise(result.records, result.events, result.fields, settings=settings)
     matrix = features.matrix
     assert not {s.source for s in features.specs} & {"email", "phone_number", "Email", "Phone Number"}
@@ -238,12 +238,12 @@ def test_unknown_output_type_and_missing_model_folder(small, models_dir: Path, o
     with pytest.raises(DataError, match=r"\.csv or \.parquet"):
         _score(small, models_dir, source, tmp_path / "out.xlsx")
     with pytest.raises(ModelError):
-        score_file(small.settings, input_path=source, output_path=tmp_path / "o.csv", model_name=str(tmp_path / "x"))
+        run_batch(small.settings, input_path=source, output_path=tmp_path / "o.csv", model_name=str(tmp_path / "x"))
 
 
 @pytest.mark.parametrize(("yaml_text", "message"), [
     ("score:\n  chunk_row: 10\n", "score.chunk_row: unknown key"),
-    ("score:\n  drift:\n    watch: 0.3\n    act: 0.2\n", "act must be above watch"),
+    ("drift:\n  watch: 0.3\n  act: 0.2\n", "act must be above watch"),
     ("score:\n  shap: fast\n", "score.shap"),
     ("score:\n  chunk_rows: 0\n", "score.chunk_rows"),
     ("score: [1, 2]\n", "score"),

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from pipeline import ingest as ingest_stage
-from pipeline.schema import FIELDS_FILE, INGEST_REPORT_FILE, QUARANTINE_FILE, RECORDS_FILE
+from pipeline.contracts.files import FIELDS_FILE, INGEST_REPORT_FILE, QUARANTINE_FILE, RECORDS_FILE
+from pipeline.stages import ingest as ingest_stage
 
 
 def test_rows_read_equal_rows_kept_plus_quarantined(small) -> None:

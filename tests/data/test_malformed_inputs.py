@@ -10,11 +10,11 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.config import ConfigError, parse_settings
+from pipeline.contracts.features import FeatureSpec
+from pipeline.data.ingest import IngestResult
 from pipeline.errors import DataError
-from pipeline.features import build_features
-from pipeline.features.spec import FeatureSpec
-from pipeline.ingest import IngestResult
-from pipeline.model import prepare_matrix
+from pipeline.features.build import build_features
+from pipeline.modeling.model import prepare_matrix
 from tests.unit.test_ingest import HEADER, ROWS, flat_source, run_flat
 
 
@@ -124,7 +124,7 @@ def test_binary_garbage_fails_fast(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     source = parse_settings({"source": flat_source(tmp_path)}).source
     with pytest.raises(DataError, match=r"file not found: .*export\.csv"):
-        from pipeline.ingest import ingest
+        from pipeline.data.ingest import ingest
 
         ingest(source)
 
@@ -154,8 +154,9 @@ def test_all_null_column_is_kept_and_featurised(tmp_path: Path) -> None:
             ["1,Won,2024-03-01,2024-01-05", "2,Lost,2024-04-01,2024-02-01", "3,Open,,2024-05-01"]]
     result = run_flat(tmp_path, rows)
     assert result.records["industry"].isna().all()
-    features = build_features(result.records, result.events, result.fields,
-                              params=parse_settings({}).features)
+    defaults = parse_settings({})
+    features = build_features(result.records, result.events, result.fields, params=defaults.features,
+                              icp=defaults.icp, framework=defaults.qualification.framework)
     assert features.matrix["industry"].isna().all()
     assert (features.matrix["seniority"] == "unknown").all()
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from pipeline import evaluate, registry, score, train
 from pipeline.cli import main
-from pipeline.config import mlflow_tracking_uri
+from pipeline.contracts.features import FeatureSet, write_feature_set
 from pipeline.errors import ModelError
-from pipeline.features import FeatureSet, write_feature_set
-from pipeline.io import write_json
+from pipeline.io.files import write_json
+from pipeline.mlops import registry
+from pipeline.mlops.tracking import Store
+from pipeline.stages import evaluate, score, train
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +36,10 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     write_feature_set(prepared.features, settings.paths.features)
     write_json(settings.paths.features_report, prepared.features.report)
 
+    store = Store.of(settings.registry, mlflow_db=settings.paths.mlflow_db)
     first = _train_and_evaluate(settings)
     assert first["promoted"] is True, first["decision"]
-    champion = registry.aliased(settings)
+    champion = registry.aliased(store)
     assert champion is not None and champion.version == first["challenger"]["registry_version"]
     assert [g["gate"] for g in first["gates"]] == ["signal", "baselines", "champion"]
 
@@ -51,7 +53,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     failed = {g["gate"] for g in second["gates"] if not g["passed"]}
     assert "signal" in failed
     assert f"version {champion.version} stays the champion" in second["decision"]
-    assert registry.aliased(settings) == champion  # the registry did not move
+    assert registry.aliased(store) == champion  # the registry did not move
     card = settings.paths.model_card.read_text()
     assert "**Promoted: no.**" in card and "signal" in card
 
@@ -66,8 +68,8 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     assert set(scores["model_version"]) == {first["challenger"]["model_version"]}
 
     # Both runs are in MLflow with their gate decision, and every version is kept in the registry.
-    client = MlflowClient(tracking_uri=mlflow_tracking_uri(settings))
-    versions = client.search_model_versions(f"name = '{settings.train.registered_model_name}'")
+    client = MlflowClient(tracking_uri=store.uri)
+    versions = client.search_model_versions(f"name = '{settings.registry.model_name}'")
     assert len(versions) == 2
     tagged = {str(v.version): client.get_run(str(v.run_id)).data.tags.get("promoted") for v in versions}
     assert tagged == {champion.version: "true", second["challenger"]["registry_version"]: "false"}
@@ -81,13 +83,13 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
 
     # Rollback: with only one model ever promoted there is nothing to go back to, and it says so.
     with pytest.raises(ModelError, match="previous_champion"):
-        registry.rollback(settings)
+        registry.rollback(store)
     # Promote the rejected one by hand (as a mistaken manual change would), then roll back in one command.
-    rejected = registry.version_of(settings, second["challenger"]["model_sha256"])
+    rejected = registry.version_of(store, second["challenger"]["model_sha256"])
     assert rejected is not None
-    registry.promote(settings, rejected)
+    registry.promote(store, rejected)
     params = tmp_path / "params.yaml"
     params.write_text(json.dumps(settings.model_dump(mode="json")))  # JSON is YAML
     assert main(["rollback", "--params", str(params)]) == 0
-    assert registry.aliased(settings) == champion
-    assert registry.aliased(settings, registry.PREVIOUS) == rejected
+    assert registry.aliased(store) == champion
+    assert registry.aliased(store, registry.PREVIOUS) == rejected

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from pipeline import evaluate, features, ingest, score, train
-from pipeline.config import Settings, load_settings
-from pipeline.generate import run as generate_run
+from pipeline.cli import main
+from pipeline.config import Settings, load_settings, parse_settings, read_settings
+from pipeline.data.ingest import IngestResult
+from pipeline.stages import evaluate, features, generate, ingest, score, train
 from tests.conftest import REPO
 from tests.pipeline.test_dvc_smoke import _run
 
@@ -22,22 +24,33 @@ MAVEN = REPO.parent / "shared" / "data" / "maven_crm"
 EXAMPLES = sorted((REPO / "examples").glob("*/params.yaml"))
 
 
-def _without_source(path: Path) -> dict:
-    params = yaml.safe_load(path.read_text())
-    params.pop("source")
-    return params
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_an_example_holds_only_its_source_and_takes_every_other_key_from_the_defaults(example: Path) -> None:
+    assert list(yaml.safe_load(example.read_text())) == ["source"]
+    settings, defaults = read_settings(example), read_settings(REPO / "params.yaml")
+    assert settings.model_copy(update={"source": defaults.source}) == defaults
+
+
+def test_the_shipped_params_file_is_the_defaults_written_out() -> None:
+    # So an example (or any partial params file) layered over the code's defaults is layered over params.yaml.
+    assert read_settings(REPO / "params.yaml") == parse_settings({})
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
-def test_example_params_differ_from_the_defaults_only_in_source(example: Path) -> None:
-    assert _without_source(example) == _without_source(REPO / "params.yaml")
+def test_leadscore_params_prints_every_key_of_an_example_and_reads_back_the_same(example: Path, capsys,
+                                                                                 tmp_path: Path) -> None:
+    assert main(["params", "-q", "--params", str(example)]) == 0
+    printed = tmp_path / "params.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert read_settings(printed) == read_settings(example)
+    assert set(yaml.safe_load(printed.read_text())) == set(parse_settings({}).model_dump())
 
 
 def _local_settings(example: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The example's params with every output (and MLflow) under ``root``."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(root)
-    params = yaml.safe_load((REPO / "examples" / example / "params.yaml").read_text())
+    params = yaml.safe_load((REPO / "examples" / example / "params.yaml").read_text())  # its source: only
     if example == "maven_crm":
         shutil.copytree(MAVEN, root / "maven_crm")  # the source is read-only: work on a copy
         params["source"]["dir"] = "maven_crm"
@@ -45,7 +58,7 @@ def _local_settings(example: str, root: Path, monkeypatch: pytest.MonkeyPatch) -
     return load_settings(root / "params.yaml")
 
 
-def _train_and_score(settings: Settings) -> tuple[ingest.IngestResult, dict, pd.DataFrame]:
+def _train_and_score(settings: Settings) -> tuple[IngestResult, dict, pd.DataFrame]:
     result = ingest.run(settings)
     features.run(settings)
     train.run(settings)
@@ -86,7 +99,7 @@ def test_flat_example_trains_and_scores(tmp_path, monkeypatch) -> None:
     settings = _local_settings("flat_contacts", tmp_path, monkeypatch)
     settings = settings.model_copy(update={"generate": settings.generate.model_copy(update={"n_leads": 6000,
                                                                                           "n_accounts": 1500})})
-    generate_run(settings)
+    generate.run(settings)
     result, metrics, scores = _train_and_score(settings)
     r = result.report["primary"]
     assert r.rows_read == r.rows_kept + r.rows_quarantined and r.rows_quarantined > 0
@@ -103,10 +116,14 @@ def test_dvc_repro_with_the_maven_params(tmp_path: Path) -> None:
     shutil.copytree(REPO / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
     shutil.copytree(MAVEN, tmp_path / "maven_crm")
-    params = yaml.safe_load((REPO / "examples/maven_crm/params.yaml").read_text())
-    params["source"]["dir"] = "maven_crm"
-    params["generate"].update(n_leads=500, n_accounts=100)  # the synthetic stage still runs; keep it small
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # As the example says: `leadscore params --params <example> > params.yaml`, here with the data copied.
+    example = yaml.safe_load((REPO / "examples/maven_crm/params.yaml").read_text())
+    example["source"]["dir"] = "maven_crm"
+    example["generate"] = {"n_leads": 500, "n_accounts": 100}  # the synthetic stage still runs; keep it small
+    (tmp_path / "example.yaml").write_text(yaml.safe_dump(example))
+    printed = _run([sys.executable, "-m", "pipeline.cli", "params", "-q", "--params", "example.yaml"], tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / "params.yaml").write_text(printed.stdout)
     assert _run(["dvc", "init", "--no-scm", "-q"], tmp_path).returncode == 0
     repro = _run(["dvc", "repro"], tmp_path)
     assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]

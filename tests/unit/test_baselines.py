@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline.baselines import BASELINES, baseline_scores
-from pipeline.features.spec import FeatureSpec
+from pipeline.contracts.features import FeatureSpec
+from pipeline.modeling.baselines import BASELINES, baseline_scores
 
 SPECS = [FeatureSpec("visits", "numeric", "intent", "visits", "Pricing page visits"),
          FeatureSpec("noise", "numeric", "intent", "noise", "Noise"),

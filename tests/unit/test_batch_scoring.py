@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import score as score_module
 from pipeline.cli import main
 from pipeline.errors import DataError
-from pipeline.model import load_model
-from pipeline.score import score_file, score_frame
-from tests.conftest import score_with
+from pipeline.modeling.model import load_model
+from pipeline.scoring.scorer import Scorer
+from tests.conftest import score_with, scorer_for
 
 SCORED_AT = "scored_at"
 
@@ -33,8 +32,8 @@ def test_chunked_scores_equal_one_batch_row_for_row(small, models_dir: Path, ope
     summary = _score(small, models_dir, source, output, chunk_rows=97)  # many chunks, the last one short
     assert (summary.rows_in, summary.rows_out, summary.quarantined) == (len(open_rows), len(open_rows), 0)
     got = pd.read_parquet(output)
-    whole = score_frame(load_model(models_dir), open_rows, params=small.settings.score, scored_at="x",
-                        model_status="file")
+    whole = scorer_for(load_model(models_dir), small.settings, status="file").score(open_rows, scored_at="x",
+                                                                                   detail=True)
     pd.testing.assert_frame_equal(got.drop(columns=SCORED_AT), whole.drop(columns=SCORED_AT), check_dtype=False)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
@@ -68,7 +67,7 @@ def test_a_failure_midway_leaves_no_output_and_keeps_the_old_file(small, models_
     source, output = tmp_path / "in.parquet", tmp_path / "out.csv"
     open_rows.to_parquet(source)
     output.write_text("yesterday's scores\n")
-    real = score_module.score_chunk
+    real = Scorer.score_chunk
     calls = []
 
     def failing(*args, **kwargs):
@@ -77,7 +76,7 @@ def test_a_failure_midway_leaves_no_output_and_keeps_the_old_file(small, models_
             raise RuntimeError("worker died")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(score_module, "score_chunk", failing)
+    monkeypatch.setattr(Scorer, "score_chunk", failing)
     with pytest.raises(RuntimeError, match="worker died"):
         _score(small, models_dir, source, output, chunk_rows=50)
     assert output.read_text() == "yesterday's scores\n"
@@ -138,8 +137,7 @@ def test_no_explain_gives_the_same_scores_without_reasons(small, models_dir: Pat
     source = tmp_path / "in.parquet"
     open_rows.head(300).to_parquet(source)
     _score(small, models_dir, source, tmp_path / "with.csv")
-    quiet = small.settings.model_copy(update={"score": small.settings.score.model_copy(update={"explain": False})})
-    score_file(quiet, input_path=source, output_path=tmp_path / "without.csv", model_name=str(models_dir))
+    _score(small, models_dir, source, tmp_path / "without.csv", explain=False)
     with_, without = (pd.read_csv(tmp_path / n, keep_default_na=False) for n in ("with.csv", "without.csv"))
     same = ["record_id", "probability", "score", "grade", "next_step", "budget_status"]
     pd.testing.assert_frame_equal(with_[same], without[same])

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.board import board_leads, render_board
+from pipeline.reporting.board import board_leads, render_board
 
 EVIL = "<script>alert(1)</script>"
 BANNER = "Scores come from a model that did not pass the quality gates"

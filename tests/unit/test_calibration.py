@@ -6,14 +6,14 @@ from scipy.special import expit, logit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss
 
-from pipeline.calibration import (
+from pipeline.errors import ModelError
+from pipeline.modeling.calibration import (
     EPS,
     Calibration,
     expected_calibration_error,
     fit_calibration,
     reliability_curve,
 )
-from pipeline.errors import ModelError
 
 
 def draw(rng: np.random.Generator, q: np.ndarray) -> np.ndarray:

@@ -38,12 +38,13 @@ def test_missing_model_exits_4(tmp_path: Path, capsys) -> None:
 
 
 def test_logging_to_mlflow_does_not_leak_the_store_into_the_environment(tmp_path: Path, monkeypatch) -> None:
-    from pipeline.config import mlflow_tracking_uri
-    from pipeline.tracking import _mlflow
+    from pipeline.mlops.tracking import Store, _mlflow
     from tests.conftest import make_settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     first, second = make_settings(tmp_path / "a"), make_settings(tmp_path / "b")
-    _mlflow(first)
+    _mlflow(Store.of(first.registry, mlflow_db=first.paths.mlflow_db))
     assert "MLFLOW_TRACKING_URI" not in os.environ
-    assert mlflow_tracking_uri(second) == f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"
+    store = Store.of(second.registry, mlflow_db=second.paths.mlflow_db)
+    assert store.uri == f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"
+    assert store.artifact_root == tmp_path / "b" / "mlruns"

@@ -9,11 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.score import score_file
+from tests.conftest import score_with
 
 pytest.importorskip("distributed")
-
-from pipeline.dask_engine import score_dask
 
 
 def test_dask_engine_equals_the_local_engine_row_for_row(small, models_dir: Path, open_rows: pd.DataFrame,
@@ -26,10 +24,8 @@ def test_dask_engine_equals_the_local_engine_row_for_row(small, models_dir: Path
     for i, part in enumerate(range(0, len(rows), 200)):  # a partitioned dataset: several files
         rows.iloc[part:part + 200].to_parquet(dataset / f"part-{i:03d}.parquet", index=False)
 
-    local = score_file(small.settings, input_path=dataset, output_path=tmp_path / "local.parquet",
-                       model_name=str(models))
-    dask = score_dask(small.settings, input_path=dataset, output_path=tmp_path / "dask.parquet",
-                      model_name=str(models), workers=2)
+    local = score_with(small, models, dataset, tmp_path / "local.parquet")
+    dask = score_with(small, models, dataset, tmp_path / "dask.parquet", engine="dask", workers=2)
 
     assert (dask.rows_in, dask.rows_out, dask.quarantined) == (local.rows_in, local.rows_out, 1)
     expected = pd.read_parquet(tmp_path / "local.parquet").drop(columns="scored_at")

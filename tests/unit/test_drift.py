@@ -5,9 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.drift import ACT, WATCH, DriftCounter, drift_warning, psi, reference_profile
-from pipeline.features.spec import FeatureSpec
-from pipeline.model import prepare_matrix
+from pipeline.config import DriftParams
+from pipeline.contracts.features import FeatureSpec
+from pipeline.modeling.drift import DriftCounter, drift_warning, psi, reference_profile
+from pipeline.modeling.model import prepare_matrix
+
+DRIFT = DriftParams()
+WATCH, ACT = DRIFT.watch, DRIFT.act
 
 SPECS = [
     FeatureSpec("employees", "numeric", "firmographic", "employees", "Employees"),
@@ -44,13 +48,13 @@ def scores_for(rng: np.random.Generator, n: int, *, a: float = 2.0) -> np.ndarra
 @pytest.fixture(scope="module")
 def profile() -> dict:
     rng = np.random.default_rng(7)
-    return reference_profile(batch(rng, 20_000), SPECS, scores_for(rng, 20_000))
+    return reference_profile(batch(rng, 20_000), SPECS, scores_for(rng, 20_000), bins=DRIFT.bins)
 
 
 def report_of(profile: dict, x: pd.DataFrame, scores: np.ndarray) -> dict:
     counter = DriftCounter(profile)
     counter.add(x, scores)
-    return counter.report()
+    return counter.report(watch=WATCH, act=ACT)
 
 
 def feature(report: dict, name: str) -> dict:
@@ -106,7 +110,7 @@ def test_unseen_levels_in_a_raw_column_are_counted_apart_from_missing(profile: d
         industry=pd.Series(["finance", "mining", None, "finance"], dtype="str"))
     counter = DriftCounter(profile)
     counter.add(x, np.array([1, 2, 3, 4]))
-    bins = {b["bin"]: b["actual"] for b in feature(counter.report(), "industry")["bins"]}
+    bins = {b["bin"]: b["actual"] for b in feature(counter.report(watch=WATCH, act=ACT), "industry")["bins"]}
     assert bins == {"finance": 0.5, "health": 0.0, "retail": 0.0, "software": 0.0, "unseen": 0.25, "missing": 0.25}
 
 
@@ -127,8 +131,8 @@ def test_chunked_merged_and_shipped_counts_give_the_same_report(profile: dict) -
     for part in partitions[1:]:
         merged = merged.merge(part)
 
-    assert chunked.report() == whole
-    assert merged.report() == whole
+    assert chunked.report(watch=WATCH, act=ACT) == whole
+    assert merged.report(watch=WATCH, act=ACT) == whole
     assert partitions[0].rows == 1234  # merging left its inputs alone
 
 
@@ -137,15 +141,16 @@ def test_round_trip_and_json_with_no_nan(profile: dict) -> None:
     counter = DriftCounter(profile)
     counter.add(batch(rng, 300), scores_for(rng, 300))
     again = DriftCounter.from_dict(json.loads(json.dumps(counter.to_dict(), allow_nan=False)))
-    assert again.to_dict() == counter.to_dict() and again.report() == counter.report()
+    assert again.to_dict() == counter.to_dict()
+    assert again.report(watch=WATCH, act=ACT) == counter.report(watch=WATCH, act=ACT)
     json.dumps(profile, allow_nan=False)
-    json.dumps(counter.report(), allow_nan=False)
+    json.dumps(counter.report(watch=WATCH, act=ACT), allow_nan=False)
 
 
 def test_an_empty_batch_says_so(profile: dict) -> None:
     counter = DriftCounter(profile)
     counter.add(batch(np.random.default_rng(16), 10).iloc[:0], np.array([], dtype=int))
-    report = counter.report()
+    report = counter.report(watch=WATCH, act=ACT)
     assert report["rows"] == 0 and report["status"] is None and "no rows" in report["note"]
     assert report["score"]["psi"] is None and all(f["psi"] is None for f in report["features"])
     assert report["drifted"] == report["act"] == [] and drift_warning(report) is None
@@ -167,7 +172,7 @@ def test_bins_for_ties_constants_missing_and_the_score(profile: dict) -> None:
                           "industry": pd.Categorical([None], categories=INDUSTRIES)})
     counter = DriftCounter(profile)
     counter.add(frame, np.array([100]))
-    report = counter.report()
+    report = counter.report(watch=WATCH, act=ACT)
     flag = feature(report, "flag")
     assert [b["bin"] for b in flag["bins"]] == ["< 1", "= 1", "> 1", "missing"]
     assert [b["actual"] for b in flag["bins"]] == [0, 0, 1, 0] and flag["status"] == "act"

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import FeaturesParams
-from pipeline.features import build_features
+from pipeline.features.build import build_features
 from pipeline.features.intent import NO_ACTIVITY_DAYS, event_types, intent_features
 
 
@@ -105,7 +105,8 @@ def test_planted_future_events_change_nothing_on_a_real_export(small) -> None:
         }).dropna(subset=["event_key"])
         events = pd.concat([ingested.events, future], ignore_index=True)
         return build_features(records, events, ingested.fields, params=small.settings.features,
-                              scoring_date=scoring.date(), event_accounts=ingested.event_accounts).matrix
+                              scoring_date=scoring.date(), event_accounts=ingested.event_accounts,
+                              icp=small.settings.icp, framework=small.settings.qualification.framework).matrix
 
     # A demo request 3 hours after each lead's own as-of date: no lead-level feature moves. (Account
     # roll-ups legitimately see it from colleagues whose as-of date is later.)
@@ -143,7 +144,8 @@ def test_canonical_fields_give_derived_features(small) -> None:
 
 def test_windows_come_from_params(small) -> None:
     i = small.ingested
-    out = build_features(i.records, i.events, i.fields, params=FeaturesParams(event_windows_days=[14]))
+    out = build_features(i.records, i.events, i.fields, params=FeaturesParams(event_windows_days=[14]),
+                         icp=small.settings.icp, framework=small.settings.qualification.framework)
     assert "evt_demo_request_14d" in out.names
     assert "evt_demo_request_7d" not in out.names
 
@@ -163,7 +165,8 @@ def test_a_record_built_alone_gets_exactly_its_batch_features(small) -> None:
 
 def test_switching_framework_is_a_params_change(small) -> None:
     i = small.ingested
-    champ = build_features(i.records, i.events, i.fields, params=small.settings.features, framework="champ")
+    champ = build_features(i.records, i.events, i.fields, params=small.settings.features, icp=small.settings.icp,
+                           framework="champ")
     names = champ.names
     assert {"fw_challenges", "fw_authority", "fw_money", "fw_prioritization", "framework_points"} <= set(names)
     assert "fw_budget" not in names
@@ -278,9 +281,10 @@ def _is_glibc() -> bool:
 def test_features_from_the_interim_files_equal_those_from_the_ingest_result(small, tmp_path) -> None:
     # The stage reads what ingest wrote: keys as shared dictionaries, the log on a thread of its own
     # (its latest event taken from the Parquet statistics). It must build exactly the in-memory features.
-    from pipeline.features import featurise, read_interim
+    from pipeline.data.ingest import write_result
     from pipeline.features.events import EventLog, PendingEventLog
-    from pipeline.ingest import write_result
+    from pipeline.features.interim import read_interim
+    from pipeline.stages.features import featurise
 
     write_result(small.ingested, interim_dir=tmp_path / "interim", report_path=tmp_path / "ingest.json")
     interim = read_interim(tmp_path / "interim")
@@ -309,15 +313,15 @@ def test_a_log_that_cannot_be_read_fails_with_the_file_named(tmp_path) -> None:
 def test_the_leakage_guard_measured_group_by_group_matches_one_pass_over_the_matrix(small) -> None:
     # featurise measures each group of features as it is built (the intent features on other threads
     # meanwhile); the figures must be those of the guard run once over the finished matrix.
-    from pipeline.features import build_features
-    from pipeline.features.leakage import audit_leakage
+    from pipeline.features.build import build_features
+    from pipeline.modeling.leakage import audit_leakage
 
     s = small.settings
     built = build_features(small.ingested.records, small.ingested.events, small.ingested.fields, params=s.features,
                            scoring_date=s.features.scoring_date, event_accounts=small.ingested.event_accounts,
                            icp=s.icp, framework=s.qualification.framework)
     kept, report = audit_leakage(built.matrix, built.specs, max_auc=s.features.leakage_max_auc,
-                                 valid_fraction=s.train.valid_fraction, test_fraction=s.train.test_fraction,
+                                 valid_fraction=s.split.valid_fraction, test_fraction=s.split.test_fraction,
                                  seed=s.seed)
     assert report == small.features.report["leakage"]
     assert kept == small.features.specs
@@ -326,7 +330,7 @@ def test_the_leakage_guard_measured_group_by_group_matches_one_pass_over_the_mat
 def test_the_matrix_is_its_own_writable_data(small) -> None:
     # Columns are passed between frames without copies where pandas allows it; the matrix handed out
     # must still be writable, and writing to it must leave the records untouched.
-    from pipeline.features import featurise
+    from pipeline.stages.features import featurise
 
     records = small.ingested.records
     before = records.copy()
@@ -338,10 +342,10 @@ def test_the_matrix_is_its_own_writable_data(small) -> None:
 
 
 def test_a_damaged_interim_file_fails_with_the_file_named(small, tmp_path) -> None:
+    from pipeline.data.ingest import write_result
     from pipeline.errors import DataError
-    from pipeline.features import read_interim
     from pipeline.features.events import EventLog
-    from pipeline.ingest import write_result
+    from pipeline.features.interim import read_interim
 
     interim = tmp_path / "interim"
     write_result(small.ingested, interim_dir=interim, report_path=tmp_path / "ingest.json")

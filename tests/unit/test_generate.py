@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import GenerateParams
-from pipeline.generate import generate
-from pipeline.schema import COLUMNS
+from pipeline.data.generate import EXPORT_COLUMNS as COLUMNS
+from pipeline.data.generate import generate
 
 SMALL = GenerateParams(n_leads=1500, n_accounts=400)
 

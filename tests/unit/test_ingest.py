@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import SourceParams, parse_settings
-from pipeline.ingest import IngestResult, ingest
-from pipeline.parsing import clean_text, fold_event_type, parse_boolean, parse_number
+from pipeline.data.ingest import IngestResult, ingest
+from pipeline.data.parsing import clean_text, fold_event_type, parse_boolean, parse_number
 
 HEADER = "id,stage,closed,created,industry,employees,demo_booked,title"
 ROWS = [

@@ -12,8 +12,7 @@ import yaml
 
 from pipeline.cli import build_parser, main
 from pipeline.config import parse_settings
-from pipeline.errors import DataError
-from pipeline.inspect_export import (
+from pipeline.data.inspect import (
     Inspection,
     classify_outcome_value,
     draft_source,
@@ -25,6 +24,7 @@ from pipeline.inspect_export import (
     snake_name,
     sniff_delimiter,
 )
+from pipeline.errors import DataError
 
 MAVEN = Path("/work/shared/data/maven_crm/sales_pipeline.csv")
 GENERATED_FLAT = Path(__file__).resolve().parents[2] / "data" / "raw" / "contacts_flat.csv"
@@ -388,7 +388,7 @@ def test_headers_pandas_renames_are_left_out_and_close_time_headers_flagged(tmp_
 
 def test_drafts_ingest(tmp_path: Path, flat_csv: Path) -> None:
     """The point of a draft: ingest reads the export with it, unedited."""
-    from pipeline.ingest import ingest
+    from pipeline.data.ingest import ingest
 
     exports = [flat_csv]
     if MAVEN.exists():

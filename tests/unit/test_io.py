@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.io import atomic_path, read_json, sha256_file, write_json
+from pipeline.io.files import atomic_path, read_json, sha256_file, write_json
 
 
 def test_atomic_path_leaves_nothing_behind_when_the_writer_fails(tmp_path: Path) -> None:

@@ -7,15 +7,18 @@ import pandas as pd
 import pytest
 
 from pipeline.config import RoutingParams
+from pipeline.contracts.features import FeatureSet, FeatureSpec
+from pipeline.contracts.files import MODEL_FILE, MODEL_META_FILE
 from pipeline.errors import DataError, ModelError
-from pipeline.explain import Groups, reasons
-from pipeline.features import FeatureSet
-from pipeline.features.spec import FeatureSpec
-from pipeline.model import load_model, prepare_matrix
-from pipeline.schema import MODEL_FILE, MODEL_META_FILE
-from pipeline.score import contributions, grade, next_step, score_frame, score_of
-from pipeline.split import SPLIT_STRATIFIED, SPLIT_TIME, split_rows
-from pipeline.train import save_model, train
+from pipeline.explain.reasons import Groups, reasons
+from pipeline.explain.shap import Explainer
+from pipeline.modeling.grades import grade
+from pipeline.modeling.model import load_model, prepare_matrix
+from pipeline.modeling.split import SPLIT_STRATIFIED, SPLIT_TIME, split_rows
+from pipeline.modeling.train import save_model
+from pipeline.scoring.raising import score_of
+from pipeline.scoring.routing import next_step
+from tests.conftest import PARAMS_SHA256, scorer_for, train_on
 
 SPECS = [FeatureSpec("industry", "categorical", "firmographic", "industry", "Industry"),
          FeatureSpec("employees", "numeric", "firmographic", "employees", "Employees")]
@@ -76,15 +79,16 @@ def test_missing_feature_column_is_named() -> None:
 
 
 def test_same_data_and_params_give_byte_identical_models(small, small_model, tmp_path: Path) -> None:
-    first = save_model(small_model, tmp_path / "a")
-    again = train(small.features, params=small.settings.train, seed=small.settings.seed)
-    second = save_model(again, tmp_path / "b")
-    assert (tmp_path / "a" / MODEL_FILE).read_bytes() == (tmp_path / "b" / MODEL_FILE).read_bytes()
-    assert first["model_version"] == second["model_version"]
+    first = save_model(small_model, tmp_path / "a", params_sha256=PARAMS_SHA256)
+    again = train_on(small)
+    second = save_model(again, tmp_path / "b", params_sha256=PARAMS_SHA256)
+    for name in (MODEL_FILE, MODEL_META_FILE):  # the metadata too: no clock, no commit in it
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert first == second
 
 
 def test_load_model_refuses_a_tampered_model_file(small_model, tmp_path: Path) -> None:
-    save_model(small_model, tmp_path)
+    save_model(small_model, tmp_path, params_sha256=PARAMS_SHA256)
     assert load_model(tmp_path).version.startswith("lgbm-")
     with (tmp_path / MODEL_FILE).open("a") as fh:
         fh.write("\n")
@@ -100,14 +104,14 @@ def test_too_few_outcomes_in_a_slice_is_a_clear_error(small) -> None:
     newest = matrix["label"].notna() & (matrix["as_of"] >= matrix.loc[matrix["label"].notna(), "as_of"].quantile(0.8))
     matrix.loc[newest, "label"] = 0.0
     with pytest.raises(DataError, match=r"the test slice has 0 won and \d+ lost deals \(needs at least 20 won"):
-        train(FeatureSet(matrix, small.features.specs), params=small.settings.train, seed=1)
+        train_on(small, features=FeatureSet(matrix, small.features.specs), seed=1)
 
 
 def test_shap_contributions_add_up_to_the_raw_score(small, small_model, tmp_path: Path) -> None:
-    save_model(small_model, tmp_path)
+    save_model(small_model, tmp_path, params_sha256=PARAMS_SHA256)
     model = load_model(tmp_path)
     x = model.matrix(small.features.matrix.head(300))
-    phi, base = contributions(model, x)
+    phi, base = Explainer(model.booster, route="auto").explain(x)
     raw = model.booster.predict(x, raw_score=True)
     np.testing.assert_allclose(phi.sum(axis=1) + base, raw, atol=1e-6)
 
@@ -118,10 +122,10 @@ def test_grades_follow_the_bands() -> None:
 
 
 def test_score_frame_keeps_every_row_in_order_with_worded_reasons(small, small_model, tmp_path: Path) -> None:
-    save_model(small_model, tmp_path)
+    save_model(small_model, tmp_path, params_sha256=PARAMS_SHA256)
     model = load_model(tmp_path)
     rows = small.features.matrix.sample(200, random_state=0)
-    out = score_frame(model, rows, params=small.settings.score, scored_at="2026-01-01T00:00:00Z")
+    out = scorer_for(model, small.settings).score(rows, scored_at="2026-01-01T00:00:00Z", detail=True)
     assert out["record_id"].tolist() == rows["record_id"].tolist()
     assert out["score"].between(0, 100).all()
     assert out["probability"].between(0, 1).all()
@@ -137,10 +141,10 @@ def test_score_frame_keeps_every_row_in_order_with_worded_reasons(small, small_m
 
 
 def test_what_would_raise_equals_a_real_rescore_of_the_modified_lead(small, small_model, tmp_path: Path) -> None:
-    save_model(small_model, tmp_path)
+    save_model(small_model, tmp_path, params_sha256=PARAMS_SHA256)
     model = load_model(tmp_path)
     rows = small.features.matrix[small.features.matrix["outcome"] == "open"].head(300)
-    out = score_frame(model, rows, params=small.settings.score, scored_at="2026-01-01T00:00:00Z")
+    out = scorer_for(model, small.settings).score(rows, scored_at="2026-01-01T00:00:00Z", detail=True)
     checked = 0
     for i, detail in enumerate(out["what_would_raise_detail"]):
         for item in json.loads(detail):
@@ -150,11 +154,11 @@ def test_what_would_raise_equals_a_real_rescore_of_the_modified_lead(small, smal
             assert item["from"] == score_of(model, x)[0] == out["score"].iloc[i]
             for j in members:  # the same change, made by hand
                 spec = model.specs[j]
-                typical = model.meta["typical_won"][spec.name]
+                typical = model.meta.typical_won[spec.name]
                 if spec.kind == "categorical":
                     x[spec.name] = pd.Categorical([typical], categories=x[spec.name].cat.categories)
                 else:
-                    x[spec.name] = float(typical)
+                    x[spec.name] = float(typical)  # type: ignore[arg-type]
             assert score_of(model, x)[0] == item["to"] > item["from"]
             assert spec.role in ("intent", "qualification")  # never firmographics
             checked += 1
@@ -187,12 +191,11 @@ def test_next_step_names_the_rule_that_fired() -> None:
 
 
 def test_optuna_tuning_is_seeded_starts_from_the_given_params_and_uses_validation_only(small) -> None:
-    params = small.settings.train.model_copy(update={"tuning_trials": 4})
-    first = train(small.features, params=params, seed=3)
-    again = train(small.features, params=params, seed=3)
-    tuning = first.meta["tuning"]
-    assert tuning["trials"] == 4 and tuning == again.meta["tuning"]  # same trials, same choice
+    first = train_on(small, seed=3, tuning_trials=4)
+    again = train_on(small, seed=3, tuning_trials=4)
+    tuning = first.description["tuning"]
+    assert tuning["trials"] == 4 and tuning == again.description["tuning"]  # same trials, same choice
     assert first.booster.model_to_string() == again.booster.model_to_string()
     assert tuning["best_valid_auc"] >= tuning["given_params_valid_auc"]  # trial 0 is params.yaml's own
-    assert first.meta["lightgbm_params"]["num_leaves"] == tuning["best_params"]["num_leaves"]
-    assert first.meta["valid_auc"] == pytest.approx(tuning["best_valid_auc"], abs=1e-6)
+    assert first.description["lightgbm_params"]["num_leaves"] == tuning["best_params"]["num_leaves"]
+    assert first.description["valid_auc"] == pytest.approx(tuning["best_valid_auc"], abs=1e-6)

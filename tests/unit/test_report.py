@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.report import BEFORE_COLOUR, render_model_card, render_plots, render_shap_summary, write_model_card
+from pipeline.reporting.model_card import render_model_card, write_model_card
+from pipeline.reporting.plots import BEFORE_COLOUR, render_plots, render_shap_summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GRID = np.linspace(0, 1, 11)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.data.generate import TITLES as GENERATOR_TITLES
 from pipeline.errors import ConfigError
 from pipeline.features import contact
 from pipeline.features.contact import (
@@ -17,7 +18,6 @@ from pipeline.features.contact import (
     normalise_titles,
     seniority,
 )
-from pipeline.generate import TITLES as GENERATOR_TITLES
 
 # (title as typed, seniority, department)
 TITLES: list[tuple[str, str, str]] = [

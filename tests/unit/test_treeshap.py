@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from lightgbm.basic import _data_from_pandas
 
-from pipeline.treeshap import TreeShap, contributions, model_values
+from pipeline.explain.shap import Explainer
+from pipeline.explain.treeshap import TreeShap, model_values
 
 TOL = 1e-6
 BASE = {"objective": "binary", "verbose": -1, "num_threads": 2, "deterministic": True, "seed": 7,
@@ -208,21 +209,20 @@ def test_model_values_match_what_lightgbm_predicts_on() -> None:
     np.testing.assert_array_equal(model_values(frame), _data_from_pandas(frame, "auto", "auto", None)[0])
 
     reference = booster.predict(new, pred_contrib=True)
-    for method in ("kernel", "auto", "pred_contrib"):
-        got = contributions(booster, new, method=method)
+    for route in ("kernel", "auto", "pred_contrib"):
+        got = Explainer(booster, route=route).values(new)
         assert np.abs(got - reference).max() <= TOL
     with pytest.raises(ValueError, match="category columns"):
         model_values(new.drop(columns="region"), categories=booster.pandas_categorical)
-    with pytest.raises(ValueError, match="method"):
-        contributions(booster, new, method="fast")
+    with pytest.raises(ValueError, match="route"):
+        Explainer(booster, route="fast")  # type: ignore[arg-type]
 
 
-def test_contributions_reuses_an_explainer_and_auto_picks_by_batch_size(
+def test_an_explainer_keeps_its_tables_and_auto_picks_by_batch_size(
         mixed: tuple[lgb.Booster, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     booster, x = mixed
-    explainer = TreeShap.from_booster(booster)
     reference = np.asarray(booster.predict(x, pred_contrib=True))
-    assert np.abs(contributions(booster, x, explainer=explainer) - reference).max() <= TOL
+    assert np.abs(Explainer(booster, route="kernel").values(x) - reference).max() <= TOL
 
     calls: list[int] = []
 
@@ -231,9 +231,10 @@ def test_contributions_reuses_an_explainer_and_auto_picks_by_batch_size(
         return reference[:len(values)]
 
     monkeypatch.setattr(TreeShap, "contributions", counted)
-    contributions(booster, x[:2])  # too few rows to pay for building the tables
-    contributions(booster, x)
-    contributions(booster, x[:2], explainer=explainer)  # built already: the kernel wins from one row
+    auto = Explainer(booster, route="auto")
+    auto.values(x[:2])  # too few rows to pay for building the tables: LightGBM's pred_contrib
+    auto.values(x)  # enough: the tables are built, and kept
+    auto.values(x[:2])  # built already: the kernel wins from one row
     assert calls == [len(x), 2]
 
 

@@ -1,0 +1,68 @@
+"""The feature contract between the features stage and everything after it: each model column's
+spec, the matrix with its keys, and the two files that hold them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from pipeline.contracts.files import FEATURE_SPEC_FILE, FEATURES_FILE
+from pipeline.errors import DataError
+from pipeline.io.files import atomic_path, read_json, write_json
+
+Kind = Literal["numeric", "categorical"]
+Role = Literal["firmographic", "contact", "intent", "qualification", "deal"]
+
+# Columns of the feature matrix that are not features.
+KEY_COLUMNS = ["record_id", "outcome", "label", "as_of"]
+# The value of a "days since" intent feature when there was no such activity before the as-of date.
+NO_ACTIVITY_DAYS = 9999.0
+# Qualification framework columns: fw_<criterion> (met / not_met / unknown), fw_<criterion>_reason
+# (the rep-facing line with the value), and the count of criteria met.
+FRAMEWORK_PREFIX = "fw_"
+REASON_SUFFIX = "_reason"
+FRAMEWORK_POINTS = "framework_points"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str       # column in the feature matrix
+    kind: Kind
+    role: Role
+    source: str     # the canonical field a rep knows it by
+    label: str      # rep-facing wording, e.g. "Pricing page visits in the last 7 days"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The feature matrix (keys, outcome, label, features, and rep-facing detail such as framework
+    reasons) and the spec of each feature the model may use."""
+
+    matrix: pd.DataFrame
+    specs: list[FeatureSpec]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+
+def write_feature_set(features: FeatureSet, out_dir: Path) -> None:
+    with atomic_path(out_dir / FEATURES_FILE) as tmp:
+        features.matrix.to_parquet(tmp, index=False)
+    write_json(out_dir / FEATURE_SPEC_FILE, [s.as_dict() for s in features.specs])
+
+
+def read_feature_set(out_dir: Path) -> FeatureSet:
+    matrix_path, spec_path = out_dir / FEATURES_FILE, out_dir / FEATURE_SPEC_FILE
+    for path in (matrix_path, spec_path):
+        if not path.exists():
+            raise DataError(f"missing {path}; run `leadscore features` first")
+    specs = [FeatureSpec(**s) for s in read_json(spec_path)]
+    return FeatureSet(matrix=pd.read_parquet(matrix_path), specs=specs)

@@ -1,0 +1,30 @@
+"""The names of the files a stage writes inside its ``paths.*`` folder: declared once, read by every stage."""
+
+from __future__ import annotations
+
+# ingest -> paths.interim
+QUARANTINE_FILE = "quarantine.csv"
+FIELDS_FILE = "fields.json"
+RECORDS_FILE = "records.parquet"
+EVENTS_FILE = "events.parquet"
+EVENT_ACCOUNTS_FILE = "event_accounts.parquet"
+INGEST_REPORT_FILE = "ingest_report.json"
+
+# features -> paths.features
+FEATURES_FILE = "features.parquet"
+FEATURE_SPEC_FILE = "feature_spec.json"
+
+# train -> paths.models (model.txt and model_meta.json are DVC outputs; provenance.json is not: it
+# holds the time and the commit of the run, which differ on every run while the model bytes don't)
+MODEL_FILE = "model.txt"
+MODEL_META_FILE = "model_meta.json"
+PROVENANCE_FILE = "provenance.json"
+
+# generate -> paths.ground_truth
+TRUTH_FILE = "truth.parquet"
+
+# score -> paths.scores
+SCORES_CSV = "scores.csv"
+SCORES_PARQUET = "scores.parquet"
+LEAD_BOARD = "lead_board.html"
+DRIFT_REPORT = "drift.json"

@@ -1,0 +1,2 @@
+"""Getting an export in: reading CRM values, the source mapping, ingest, `leadscore inspect`, and the
+synthetic generator."""

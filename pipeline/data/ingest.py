@@ -1,0 +1,672 @@
+"""Ingest: read any CRM export through its ``source:`` mapping, validate, normalise, quarantine.
+
+The mapping (``pipeline.config.SourceParams``) says which file holds the rows to train on and
+score (the *primary* table), which lookup tables join onto it, and where an activity log is.
+Ingest turns that into two clean tables:
+
+* ``records``: one row per primary row, with ``record_id``, ``outcome`` (won / lost / open),
+  ``decision_date``, ``created_date``, the key that events attach by, and every declared field
+  under its field name, typed by its kind;
+* ``events``: ``event_key``, ``event_type`` (snake_case), ``timestamp``.
+
+Every row read is either kept or quarantined with the row, the column and the reason, and the
+stage checks ``rows read = rows kept + rows quarantined`` for every table. A single bad value
+(a negative headcount, revenue written "n/a") blanks that value and is counted; a problem that
+makes the row unusable (no id, a duplicate id, an outcome that maps to nothing, a decision
+date that can't be read, a malformed CSV line, an event keyed to nothing) quarantines the row.
+A problem with a whole file (missing, empty, undecodable, missing columns, no won or no lost
+row) stops the stage with a :class:`DataError` that names it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa_schema
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.config import (
+    ColumnParams,
+    EventsParams,
+    FileParams,
+    LookupParams,
+    PrimaryParams,
+    SourceParams,
+    TableParams,
+)
+from pipeline.contracts.fields import CANONICAL_FIELDS, OUTCOME_LOST, OUTCOME_OPEN, OUTCOME_WON, FieldInfo
+from pipeline.contracts.files import (
+    EVENT_ACCOUNTS_FILE,
+    EVENTS_FILE,
+    FIELDS_FILE,
+    INGEST_REPORT_FILE,
+    QUARANTINE_FILE,
+    RECORDS_FILE,
+)
+from pipeline.data.parsing import (
+    apply_aliases,
+    clean_text,
+    fold,
+    fold_event_type,
+    fold_key,
+    on_uniques,
+    parse_boolean,
+    parse_dates,
+    parse_number,
+)
+from pipeline.data.sources import explicit_mapping
+from pipeline.errors import DataError
+from pipeline.io.files import atomic_path, binary_file_reason, write_json
+from pipeline.io.tables import spreadsheet_safe
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
+RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key", "account_key"]
+Reasons = Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass
+class TableReport:
+    rows_read: int = 0
+    rows_kept: int = 0
+    rows_quarantined: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    values_blanked: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantine_reasons": dict(sorted(self.reasons.items())),
+            "values_blanked": dict(sorted(self.values_blanked.items())),
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class IngestResult:
+    """The clean ``records`` and ``events`` tables, the quarantined rows, and counts per table."""
+
+    records: pd.DataFrame
+    events: pd.DataFrame | None
+    fields: list[FieldInfo]
+    quarantine: pd.DataFrame
+    report: dict[str, TableReport]
+    event_accounts: pd.DataFrame | None = None   # event_key -> account_key, when source.account is declared
+
+
+# ---------------------------------------------------------------- reading
+
+def _header(path: Path, *, delimiter: str, encoding: str) -> list[str]:
+    with path.open(encoding="utf-8-sig" if encoding.replace("_", "-").lower() == "utf-8" else encoding,
+                   newline="") as fh:
+        return next(csv.reader(fh, delimiter=delimiter), [])
+
+
+def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All columns of an export file as text, and the malformed lines it skipped (as quarantine rows).
+
+    The frame's index is the file line of each row (header = line 1) when it can be known.
+    """
+    if not path.exists():
+        raise DataError(f"{name}: file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{name}: {path} is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{name}: {path} is empty")
+    if path.suffix.lower() == ".parquet":
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{name}: {path} cannot be read as Parquet: {exc}") from None
+        frame = table.to_pandas().astype("string")
+        frame.index = pd.RangeIndex(2, len(frame) + 2)
+        return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    with path.open("rb") as fh:
+        not_text = binary_file_reason(fh.read(1 << 16))
+    if not_text:
+        raise DataError(f"{name}: {path} cannot be read: {not_text}")
+    try:
+        header = _header(path, delimiter=spec.delimiter, encoding=spec.encoding)
+    except UnicodeDecodeError:
+        raise DataError(f"{name}: {path} is not valid {spec.encoding} text; set its encoding "
+                        "(e.g. encoding: latin-1) in the source mapping") from None
+    except (LookupError, csv.Error) as exc:
+        raise DataError(f"{name}: {path}: {exc}") from None
+    if not header or all(not h.strip() for h in header):
+        raise DataError(f"{name}: {path} has no header row")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataError(f"{name}: {path} has duplicate column header(s): {', '.join(dupes)}")
+    skipped: list[tuple[int | None, str, int, int]] = []
+
+    def on_invalid(row: Any) -> str:
+        skipped.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=spec.encoding, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=on_invalid,
+                                             newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                 strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "UTF8" in message or "utf8" in message.lower():
+            raise DataError(f"{name}: {path} is not valid {spec.encoding} text; set its encoding "
+                            "(e.g. encoding: latin-1) in the source mapping") from None
+        raise DataError(f"{name}: {path} cannot be parsed as delimited text: {message}") from None
+    except LookupError as exc:
+        raise DataError(f"{name}: unknown encoding {spec.encoding!r}: {exc}") from None
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    bad_lines = np.array(sorted(n for n, *_ in skipped if n is not None), dtype=np.int64)
+    lines = np.setdiff1d(np.arange(2, len(frame) + len(skipped) + 2), bad_lines)[: len(frame)]
+    frame.index = pd.Index(lines)
+    bad = pd.DataFrame({
+        "table": name,
+        "line": [n for n, *_ in skipped],
+        "column": "(row)",
+        "reason": [f"malformed line: expected {e} fields, found {a}" for _, _, e, a in skipped],
+        "record": [json.dumps({"text": t[:2000]}, ensure_ascii=False) for _, t, _, _ in skipped],
+    })
+    return frame, bad
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], *, name: str, path: Path, delimiter: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if not missing:
+        return
+    hint = ""
+    if len(frame.columns) == 1:
+        found = next((d for d in ";|\t," if d != delimiter and d in str(frame.columns[0])), None)
+        if found:
+            hint = f" The file has a single column; it looks delimited by {found!r}: set delimiter: {found!r}."
+    shown = ", ".join(map(str, list(frame.columns)[:30]))
+    raise DataError(f"{name}: {path} lacks column(s) {', '.join(missing)} named in the source mapping; "
+                    f"found: {shown}.{hint}")
+
+
+# ---------------------------------------------------------------- one table under validation
+
+class _Table:
+    """A raw table being validated; rows leave it only through :meth:`quarantine`."""
+
+    def __init__(self, name: str, frame: pd.DataFrame, malformed: pd.DataFrame, *, missing: frozenset[str]):
+        self.name = name
+        self.raw = frame
+        self.frame = pd.DataFrame(index=frame.index)
+        self.missing = missing
+        self.report = TableReport(rows_read=len(frame) + len(malformed))
+        self._bad: list[pd.DataFrame] = [malformed] if len(malformed) else []
+        if len(malformed):
+            self.report.reasons["(row): malformed line"] += len(malformed)
+
+    def text(self, column: str) -> pd.Series:
+        return on_uniques(self.raw.loc[self.frame.index, column], lambda s: clean_text(s, self.missing))
+
+    def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
+        """Move rows under ``mask`` (aligned with ``frame``) to quarantine. ``reason`` is a text or a
+        function wording it per bad row, called on the bad raw rows only."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        index = self.frame.index[mask]
+        bad = self.raw.loc[index]
+        reasons = pd.Series(reason, index=index) if isinstance(reason, str) else reason(bad)
+        self._bad.append(pd.DataFrame({
+            "table": self.name,
+            "line": index.to_numpy(),
+            "column": column,
+            "reason": reasons.astype(str).to_numpy(),
+            "record": [json.dumps(r, ensure_ascii=False, default=str) for r in bad.to_dict(orient="records")],
+        }))
+        for r, count in reasons.map(_reason_kind).value_counts().items():
+            self.report.reasons[f"{column}: {r}"] += int(count)
+        self.frame = self.frame.loc[~mask]
+
+    def blank(self, name: str, mask: pd.Series, *, why: str) -> None:
+        count = int(np.asarray(mask, dtype=bool).sum())
+        if count:
+            self.frame.loc[np.asarray(mask, dtype=bool), name] = np.nan
+            self.report.values_blanked[f"{name}: {why}"] += count
+
+    def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+        self.report.rows_kept = len(self.frame)
+        self.report.rows_quarantined = sum(len(b) for b in self._bad)
+        if self.report.rows_kept + self.report.rows_quarantined != self.report.rows_read:
+            raise AssertionError(f"{self.name}: {self.report.rows_read} rows read but {self.report.rows_kept} "
+                                 f"kept + {self.report.rows_quarantined} quarantined; rows were lost")
+        return self.frame, self._bad
+
+
+def _reason_kind(reason: str) -> str:
+    """The reason without its values, so the report groups like with like."""
+    return re.sub(r"\d[\d:-]*", "N", re.sub(r"'[^']*'", "'…'", str(reason)))
+
+
+# ---------------------------------------------------------------- steps
+
+def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
+    """Set ``t.frame['_id']`` (folded for joining) and ``record id`` text; quarantine missing and duplicates."""
+    ids = t.text(column)
+    t.frame["_id_text"] = ids
+    t.frame["_id"] = on_uniques(ids, lambda s: s.str.casefold())
+    t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
+    key = t.frame["_id"]
+    if rule == "keep_latest":
+        sort_by = order.reindex(t.frame.index) if order is not None else None
+        ranked = (t.frame.assign(_order=sort_by) if sort_by is not None else t.frame.assign(_order=0))
+        ranked = ranked.assign(_line=t.frame.index).sort_values(["_order", "_line"], kind="stable")
+        keep_line = ranked.groupby("_id", sort=False)["_line"].last()
+        superseded = t.frame.index.to_numpy() != key.map(keep_line).to_numpy()
+        t.quarantine(superseded, column=column,
+                     reason=lambda bad: "superseded by a later row with the same " + column + " (line "
+                     + bad[column].map(lambda v: str(keep_line.get(str(v).strip().casefold(), "?"))) + ")")
+    else:
+        dup = key.duplicated(keep="first").to_numpy()
+        first = pd.Series(t.frame.index[~dup], index=key[~dup].to_numpy())
+        t.quarantine(dup, column=column,
+                     reason=lambda bad: "duplicate " + column + " (first at line "
+                     + bad[column].map(lambda v: str(first.get(str(v).strip().casefold(), "?"))) + ")")
+
+
+def _date(t: _Table, column: str, fmt: str, *, name: str, required: bool) -> None:
+    text = t.text(column)
+    parsed = parse_dates(text, fmt)
+    bad = text.notna() & parsed.isna()
+    if required:
+        t.quarantine(bad.to_numpy(), column=column,
+                     reason=lambda rows: "unparseable date '" + rows[column].astype(str) + f"' (expected {fmt})")
+        t.frame[name] = parsed.reindex(t.frame.index)
+    else:
+        _set_parsed(t, name, text, parsed, why=f"unparseable date (expected {fmt})")
+
+
+def _set_parsed(t: _Table, name: str, text: pd.Series, value: pd.Series, *, why: str) -> None:
+    """Store a parsed column; values present in the text but unreadable are blank, and counted."""
+    t.frame[name] = value
+    unreadable = text.notna() & value.isna()
+    if unreadable.any():
+        t.report.values_blanked[f"{name}: {why}"] += int(unreadable.sum())
+
+
+def _field(t: _Table, name: str, col: ColumnParams, kind: str) -> None:
+    text = t.text(col.column)
+    if kind == "numeric":
+        _set_parsed(t, name, text, parse_number(text), why="not a number")
+        if col.min is not None:
+            t.blank(name, t.frame[name] < col.min, why=f"below {col.min:g}")
+        if col.max is not None:
+            t.blank(name, t.frame[name] > col.max, why=f"above {col.max:g}")
+    elif kind == "boolean":
+        _set_parsed(t, name, text, parse_boolean(text), why="not yes/no")
+    elif kind == "date":
+        fmt = col.format or "%Y-%m-%d"
+        _set_parsed(t, name, text, parse_dates(text, fmt), why=f"unparseable date (expected {fmt})")
+    elif kind == "categorical":
+        t.frame[name] = on_uniques(text, lambda s: apply_aliases(fold(s), col.aliases))
+    else:
+        t.frame[name] = text
+
+
+def field_infos(table_name: str, table: TableParams) -> list[FieldInfo]:
+    infos = []
+    for name, col in table.columns.items():
+        default_kind, default_role, default_label = CANONICAL_FIELDS.get(name, (None, None, None))
+        kind = col.kind or default_kind
+        role = col.role or default_role
+        label = col.label or default_label or name.replace("_", " ").capitalize()
+        assert kind is not None and role is not None  # config validation guarantees it
+        infos.append(FieldInfo(name=name, kind=kind, role=role, label=label, table=table_name, column=col.column))
+    return infos
+
+
+def _fields(t: _Table, table: TableParams, infos: list[FieldInfo]) -> None:
+    for info in infos:
+        _field(t, info.name, table.columns[info.name], info.kind)
+
+
+def _outcome(t: _Table, primary: PrimaryParams) -> None:
+    spec = primary.outcome
+    raw = t.raw.loc[t.frame.index, spec.column].astype("string").str.strip()
+    folded = on_uniques(raw.fillna(""), fold_key)
+    mapping = {fold_key(pd.Series([v])).iloc[0]: outcome
+               for outcome in (OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN) for v in getattr(spec, outcome)}
+    outcome = folded.map(mapping)
+    listing = "; ".join(f"{o}: {', '.join(map(repr, getattr(spec, o))) or '-'}" for o in ("won", "lost", "open"))
+    t.quarantine(outcome.isna().to_numpy(), column=spec.column,
+                 reason=lambda bad: f"{spec.column} value '" + bad[spec.column].fillna("").astype(str).str.strip()
+                 + f"' maps to no outcome ({listing})")
+    t.frame["outcome"] = outcome.reindex(t.frame.index)
+
+
+def _primary(raw: pd.DataFrame, malformed: pd.DataFrame, source: SourceParams,
+             infos: list[FieldInfo]) -> _Table:
+    primary = source.primary
+    assert primary is not None
+    t = _Table("primary", raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
+    _outcome(t, primary)
+    if primary.created_date is not None:
+        _date(t, primary.created_date.column, primary.created_date.format, name="created_date", required=False)
+    else:
+        t.frame["created_date"] = pd.Series(pd.NaT, index=t.frame.index, dtype="datetime64[us]")
+    if primary.id is not None:
+        _ids(t, primary.id, rule=primary.duplicates, order=t.frame["created_date"])
+        t.frame["record_id"] = t.frame["_id_text"]
+    else:
+        t.frame["record_id"] = "row-" + pd.Series(t.frame.index.astype(str), index=t.frame.index)
+        t.report.notes.append("no id column declared: record_id is 'row-<line>' of the file")
+    if primary.decision_date is not None:
+        d = primary.decision_date
+        _date(t, d.column, d.format, name="decision_date", required=True)
+        closed = (t.frame["outcome"] != OUTCOME_OPEN).to_numpy()
+        t.quarantine(closed & t.frame["decision_date"].isna().to_numpy(), column=d.column,
+                     reason=f"missing {d.column} on a closed (won or lost) row")
+        early = (t.frame["decision_date"] < t.frame["created_date"]).fillna(False).to_numpy(dtype=bool)
+        t.quarantine(early, column=d.column,
+                     reason=lambda bad: f"{d.column} '" + bad[d.column].astype(str) + "' is before "
+                     + (primary.created_date.column if primary.created_date else "the created date") + " '"
+                     + (bad[primary.created_date.column].astype(str) if primary.created_date else "")
+                     + "'")
+        t.frame.loc[(t.frame["outcome"] == OUTCOME_OPEN).to_numpy(), "decision_date"] = pd.NaT
+    else:
+        t.frame["decision_date"] = pd.Series(pd.NaT, index=t.frame.index, dtype="datetime64[us]")
+        t.report.notes.append("no decision date declared: training falls back to a seeded stratified split")
+    _fields(t, primary, infos)
+    return t
+
+
+def _lookup(name: str, raw: pd.DataFrame, malformed: pd.DataFrame, spec: LookupParams,
+            source: SourceParams, infos: list[FieldInfo]) -> _Table:
+    t = _Table(name, raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
+    _ids(t, spec.id, rule=spec.duplicates, order=None)
+    _fields(t, spec, infos)
+    return t
+
+
+def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, source: SourceParams,
+            known_keys: pd.Index) -> _Table:
+    t = _Table("events", raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
+    types = on_uniques(t.text(spec.type), lambda s: fold_event_type(apply_aliases(fold(s), spec.aliases)))
+    t.frame["event_type"] = types
+    t.quarantine(types.isna().to_numpy(), column=spec.type, reason=f"missing {spec.type}")
+    key = on_uniques(t.text(spec.key), lambda s: s.str.casefold())
+    t.frame["event_key"] = key
+    t.quarantine(key.isna().to_numpy(), column=spec.key, reason=f"missing {spec.key}")
+    t.quarantine(~t.frame["event_key"].isin(known_keys).to_numpy(), column=spec.key,
+                 reason=lambda bad: f"{spec.key} '" + bad[spec.key].astype(str) + f"' not found in {spec.table}")
+    _date(t, spec.timestamp.column, spec.timestamp.format, name="timestamp", required=True)
+    t.quarantine(t.frame["timestamp"].isna().to_numpy(), column=spec.timestamp.column,
+                 reason=f"missing {spec.timestamp.column}")
+    return t
+
+
+def _join_index(parent_keys: pd.Series, child: pd.DataFrame, aliases: dict[str, str]) -> np.ndarray:
+    """Position in ``child`` of each parent key (folded, aliased), or -1 where there is no match."""
+    keys = apply_aliases(parent_keys, aliases) if aliases else parent_keys
+    position = pd.Series(np.arange(len(child)), index=child["_id"].to_numpy())
+    return keys.map(position).fillna(-1).to_numpy(dtype=np.int64)
+
+
+def _required(source: SourceParams) -> dict[str, list[str]]:
+    """Columns each table must have: ids, outcome, dates, declared fields, and join columns."""
+    primary = source.primary
+    assert primary is not None
+    need: dict[str, list[str]] = {"primary": [primary.outcome.column]}
+    if primary.id:
+        need["primary"].append(primary.id)
+    for d in (primary.decision_date, primary.created_date):
+        if d is not None:
+            need["primary"].append(d.column)
+    need["primary"] += [c.column for c in primary.columns.values()]
+    for name, lookup in source.lookups.items():
+        need.setdefault(name, []).extend([lookup.id, *(c.column for c in lookup.columns.values())])
+    for lookup in source.lookups.values():
+        need.setdefault(lookup.join.table, []).append(lookup.join.column)
+    if source.events is not None:
+        e = source.events
+        need["events"] = [e.key, e.type, e.timestamp.column]
+        if e.table == "primary" and primary.id is None:
+            raise DataError("source.events.table is 'primary' but the primary table declares no id to key events by")
+    return need
+
+
+def ingest(source: SourceParams) -> IngestResult:
+    """Read and validate the export described by ``source`` (kind synthetic reads the generator's export
+    through its built-in mapping)."""
+    source = explicit_mapping(source)
+    primary = source.primary
+    assert primary is not None  # an explicit mapping always has one
+    specs: dict[str, FileParams] = {"primary": primary, **source.lookups}
+    if source.events is not None:
+        specs["events"] = source.events
+    need = _required(source)
+    raw: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for name, spec in specs.items():
+        path = source.path(spec.file)
+        frame, malformed = read_table(path, spec=spec, name=name)
+        require_columns(frame, need.get(name, []), name=name, path=path, delimiter=spec.delimiter)
+        used = set(need.get(name, []))
+        ignored = [c for c in frame.columns if c not in used]
+        if ignored:
+            log.info("%s: ignoring %d undeclared column(s): %s", path.name, len(ignored), ", ".join(ignored[:20]))
+        raw[name] = (frame, malformed)
+        log.info("read %s: %d rows (%d malformed lines)", path, len(frame), len(malformed))
+
+    infos = {name: field_infos(name, spec) for name, spec in {"primary": primary, **source.lookups}.items()}
+    tables: dict[str, _Table] = {"primary": _primary(*raw["primary"], source, infos["primary"])}
+    for name, spec in source.lookups.items():
+        tables[name] = _lookup(name, *raw[name], spec, source, infos[name])
+
+    positions = _row_positions(tables, source)  # where each primary row lands in every lookup
+    records, report_notes = _denormalise(tables, source, positions)
+    events = None
+    if source.events is not None:
+        e = source.events
+        known = pd.Index(tables[e.table].frame["_id"].dropna().unique())
+        tables["events"] = _events(*raw["events"], e, source, known)
+        events = tables["events"].frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
+        records["event_key"] = _key_per_row(tables, e.table, positions)
+    else:
+        records["event_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
+    event_accounts = None
+    if source.account is not None:
+        records["account_key"] = _key_per_row(tables, source.account, positions)
+        if source.events is not None:
+            event_accounts = pd.DataFrame({
+                "event_key": tables[source.events.table].frame["_id"].reset_index(drop=True).astype("string"),
+                "account_key": _key_per_row(tables, source.account,
+                                            _row_positions(tables, source, root=source.events.table)),
+            })
+    else:
+        records["account_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
+
+    bad: list[pd.DataFrame] = []
+    report: dict[str, TableReport] = {}
+    for name, t in tables.items():
+        _, quarantined = t.finish()
+        bad.extend(quarantined)
+        report[name] = t.report
+    report["primary"].notes.extend(report_notes)
+    quarantine = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    all_infos = [i for group in infos.values() for i in group]
+    records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
+    _require_outcomes(records, column=primary.outcome.column)
+    record_schema(all_infos).validate(records)
+    if events is not None:
+        EVENTS_SCHEMA.validate(events)
+    return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
+                        event_accounts=event_accounts)
+
+
+def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = "primary") -> dict[str, np.ndarray]:
+    """For every table reachable from ``root`` by joins, the row (position in its clean frame) that each
+    ``root`` row joins to, or -1."""
+    positions = {root: np.arange(len(tables[root].frame))}
+    pending = {name: spec for name, spec in source.lookups.items() if name != root}
+    while pending:
+        ready = [name for name, spec in pending.items() if spec.join.table in positions]
+        if not ready:
+            break
+        for name in ready:
+            spec = pending[name]
+            parent = spec.join.table
+            parent_rows = positions[parent]
+            parent_keys = on_uniques(tables[parent].raw.loc[tables[parent].frame.index, spec.join.column]
+                                      .pipe(clean_text, tables[parent].missing), lambda s: s.str.casefold())
+            child_pos = _join_index(parent_keys.reset_index(drop=True), tables[name].frame, spec.join.aliases)
+            joined = np.where(parent_rows >= 0, child_pos[np.maximum(parent_rows, 0)], -1)
+            positions[name] = joined
+            del pending[name]
+    return positions
+
+
+def _denormalise(tables: dict[str, _Table], source: SourceParams,
+                 positions: dict[str, np.ndarray]) -> tuple[pd.DataFrame, list[str]]:
+    """One frame per primary row with every lookup's fields joined on."""
+    primary = tables["primary"].frame
+    records = primary.drop(columns=[c for c in ("_id", "_id_text") if c in primary.columns]).reset_index(drop=True)
+    notes = []
+    for name, spec in source.lookups.items():
+        pos = positions[name]
+        frame = tables[name].frame.reset_index(drop=True)
+        unmatched = int((pos < 0).sum())
+        if unmatched:
+            notes.append(f"{unmatched} of {len(pos)} rows have no match in {name} (by {spec.join.column}); "
+                         f"their {name} fields are missing")
+        for info in field_infos(name, spec):
+            values = frame[info.name].to_numpy()
+            column = pd.Series(values[np.maximum(pos, 0)], dtype=frame[info.name].dtype) if len(frame) else \
+                pd.Series([None] * len(pos), dtype=frame[info.name].dtype)
+            records[info.name] = column.mask(pos < 0)
+    return records, notes
+
+
+def _key_per_row(tables: dict[str, _Table], table: str, positions: dict[str, np.ndarray]) -> pd.Series:
+    """The (folded) id in ``table`` that each row of the positions' root joins to, or NA."""
+    root_rows = len(next(iter(positions.values())))
+    pos = positions.get(table)
+    if pos is None:
+        return pd.Series(pd.NA, index=range(root_rows), dtype="string")
+    ids = tables[table].frame["_id"].reset_index(drop=True).to_numpy(dtype=object)
+    keys = np.where(pos >= 0, ids[np.maximum(pos, 0)] if len(ids) else None, None)
+    return pd.Series(keys, dtype="string")
+
+
+def _require_outcomes(records: pd.DataFrame, *, column: str) -> None:
+    counts = records["outcome"].value_counts()
+    found = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "no rows"
+    for outcome in (OUTCOME_WON, OUTCOME_LOST):
+        if counts.get(outcome, 0) == 0:
+            raise DataError(f"primary: no {outcome} rows after validation ({found}); a model needs both won "
+                            f"and lost outcomes. Check the won/lost values mapped for {column}.")
+
+
+# ---------------------------------------------------------------- output contract (pandera)
+
+_KIND_DTYPE = {"numeric": "float64", "boolean": "float64", "date": "datetime64[us]",
+               "categorical": "string", "text": "string"}
+
+
+def record_schema(infos: list[FieldInfo]) -> pa_schema.DataFrameSchema:
+    """The contract of the records table, built from the mapping's fields."""
+    columns: dict[str, pa_schema.Column] = {
+        "record_id": pa_schema.Column("string", nullable=False, unique=True),
+        "outcome": pa_schema.Column("string", pa_schema.Check.isin([OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN]),
+                                    nullable=False),
+        "decision_date": pa_schema.Column("datetime64[us]", nullable=True),
+        "created_date": pa_schema.Column("datetime64[us]", nullable=True),
+        "event_key": pa_schema.Column("string", nullable=True),
+        "account_key": pa_schema.Column("string", nullable=True),
+    }
+    for info in infos:
+        columns[info.name] = pa_schema.Column(_KIND_DTYPE[info.kind], nullable=True)
+    return pa_schema.DataFrameSchema(columns, strict=True, ordered=True, coerce=False)
+
+
+EVENTS_SCHEMA = pa_schema.DataFrameSchema({
+    "event_key": pa_schema.Column("string", nullable=False),
+    "event_type": pa_schema.Column("string", pa_schema.Check.str_matches(r"^[0-9a-z_]+$"), nullable=False),
+    "timestamp": pa_schema.Column("datetime64[us]", nullable=False),
+}, strict=True, ordered=True)
+
+
+# ---------------------------------------------------------------- stage
+
+EVENTS_ROW_GROUP_ROWS = 4 << 20
+
+
+def _shared_dictionary(columns: list[pd.Series]) -> pd.Index:
+    """The distinct values of several key columns, sorted: one dictionary for all of them."""
+    values = pd.concat([c.dropna().astype("string") for c in columns], ignore_index=True)
+    return pd.Index(values.unique()).sort_values()
+
+
+def _categorical(column: pd.Series, categories: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical(column.astype("string"), categories=categories), index=column.index,
+                     name=column.name)
+
+
+def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
+    """The interim files. Keys repeat millions of times, so they are stored as dictionaries, and every
+    file that holds event keys (records, events, the event -> account map) shares one dictionary, as
+    do the files that hold account keys: the features stage then joins them on their codes, without
+    hashing a million strings per join (it checks that the dictionaries are equal first)."""
+    interim_dir.mkdir(parents=True, exist_ok=True)
+    records, events, event_accounts = result.records, result.events, result.event_accounts
+    key_columns = [records["event_key"]] + ([events["event_key"]] if events is not None else []) + \
+        ([event_accounts["event_key"]] if event_accounts is not None else [])
+    keys = _shared_dictionary(key_columns)
+    account_columns = [records["account_key"]] + ([event_accounts["account_key"]] if event_accounts is not None else [])
+    accounts = _shared_dictionary(account_columns)
+    records = records.assign(event_key=_categorical(records["event_key"], keys),
+                             account_key=_categorical(records["account_key"], accounts))
+    with atomic_path(interim_dir / RECORDS_FILE) as tmp:
+        records.to_parquet(tmp, index=False)
+    events_path = interim_dir / EVENTS_FILE
+    if events is not None:
+        # Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at
+        # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
+        # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
+        compact = events.assign(event_key=_categorical(events["event_key"], keys),
+                                event_type=events["event_type"].astype("category"))
+        with atomic_path(events_path) as tmp:
+            compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
+    else:
+        events_path.unlink(missing_ok=True)
+    accounts_path = interim_dir / EVENT_ACCOUNTS_FILE
+    if event_accounts is not None:
+        compact = event_accounts.assign(event_key=_categorical(event_accounts["event_key"], keys),
+                                        account_key=_categorical(event_accounts["account_key"], accounts))
+        with atomic_path(accounts_path) as tmp:
+            compact.to_parquet(tmp, index=False)
+    else:
+        accounts_path.unlink(missing_ok=True)
+    write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
+    with atomic_path(interim_dir / QUARANTINE_FILE) as tmp:
+        spreadsheet_safe(result.quarantine).to_csv(tmp, index=False)  # raw CRM text: never a live formula
+    detail = {name: r.as_dict() for name, r in result.report.items()}
+    write_json(interim_dir / INGEST_REPORT_FILE, detail)
+    # The DVC metric holds the counts only, so `dvc metrics show` stays readable.
+    counts = ("rows_read", "rows_kept", "rows_quarantined")
+    metric: dict[str, Any] = {name: {k: r[k] for k in counts} for name, r in detail.items()}
+    metric["total"] = {k: sum(r[k] for r in detail.values()) for k in counts}
+    write_json(report_path, metric)

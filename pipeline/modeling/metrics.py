@@ -1,0 +1,161 @@
+"""Holdout figures of a model and of its baselines on the newest closed deals it never saw.
+
+ROC and PR AUC with a bootstrap interval, log loss, Brier and calibration error before and after
+calibration, lift and capture at the top of the list, conversion by grade, and the curves that
+``dvc plots show`` draws. A model that is no better than chance is said to be so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+from pipeline.config import EvaluateParams, SplitParams
+from pipeline.contracts.features import FeatureSet
+from pipeline.modeling.baselines import baseline_scores
+from pipeline.modeling.calibration import expected_calibration_error, reliability_curve
+from pipeline.modeling.grades import GRADES, grade, score_points
+from pipeline.modeling.model import LoadedModel
+from pipeline.modeling.split import SPLITS, split_rows
+
+log = logging.getLogger(__name__)
+
+CURVE_POINTS = 101
+
+
+def slices(features: FeatureSet, *, split: SplitParams, seed: int) -> dict[str, pd.DataFrame]:
+    """train / valid / test: the closed records split exactly as the train stage split them (the
+    test slice is the holdout: the newest, when there are dates)."""
+    labeled = features.matrix[features.matrix["label"].notna()]
+    slice_of, _ = split_rows(labeled, valid_fraction=split.valid_fraction, test_fraction=split.test_fraction,
+                             seed=seed)
+    return {name: labeled[slice_of == name] for name in SPLITS}
+
+
+def bootstrap_auc(y: np.ndarray, p: np.ndarray, *, rounds: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval for the ROC AUC (resampling deals with replacement)."""
+    if rounds == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() != y[idx].max():
+            aucs.append(roc_auc_score(y[idx], p[idx]))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(aucs, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def lift_at(y: np.ndarray, p: np.ndarray, fraction: float) -> tuple[float, float]:
+    """(lift, capture rate) in the top ``fraction`` of deals by score."""
+    k = max(1, round(len(y) * fraction))
+    top = np.argsort(-p, kind="stable")[:k]
+    base = y.mean()
+    return float(y[top].mean() / base), float(y[top].sum() / y.sum())
+
+
+def _curves(y: np.ndarray, p: np.ndarray) -> dict[str, pd.DataFrame]:
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    grid = np.linspace(0, 1, CURVE_POINTS)
+    order = np.argsort(-p, kind="stable")
+    captured = np.concatenate([[0.0], np.cumsum(y[order]) / y.sum()])
+    share = np.arange(len(y) + 1) / len(y)
+    return {
+        "roc": pd.DataFrame({"fpr": grid, "tpr": np.interp(grid, fpr, tpr)}).round(6),
+        "precision_recall": pd.DataFrame({
+            "recall": grid, "precision": np.interp(grid, recall[::-1], precision[::-1])}).round(6),
+        "gains": pd.DataFrame({"share_of_deals": grid, "share_of_won": np.interp(grid, share, captured)}).round(6),
+    }
+
+
+def figures(y: np.ndarray, p: np.ndarray, *, params: EvaluateParams) -> dict[str, float]:
+    """Holdout figures of one set of scores (a model's or a baseline's)."""
+    p = np.clip(p, 0.0, 1.0)
+    out = {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p, bins=params.calibration_bins),
+    }
+    for fraction in params.top_fractions:
+        pct = round(fraction * 100)
+        out[f"lift_top_{pct}pct"], out[f"capture_top_{pct}pct"] = lift_at(y, p, fraction)
+    return out
+
+
+def conversion_by_grade(y: np.ndarray, p: np.ndarray, bands: list[float]) -> dict[str, dict[str, float | None]]:
+    """Deals, won and conversion rate per grade, the grades cut from the score as scoring cuts them."""
+    grades = grade(score_points(p), bands)
+    out = {}
+    for g in GRADES:
+        mask = grades == g
+        n, won = int(mask.sum()), int(y[mask].sum())
+        out[g] = {"deals": n, "won": won, "rate": round(won / n, 6) if n else None}
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, Any]
+    curves: dict[str, pd.DataFrame]   # roc, precision_recall, gains, calibration
+
+
+def evaluate(model: LoadedModel, test: pd.DataFrame, *, params: EvaluateParams, seed: int,
+             grade_bands: list[float], train: pd.DataFrame | None = None) -> Evaluation:
+    """Holdout metrics and curves for ``model`` (calibrated) on the closed deals in ``test``, and for
+    every baseline fitted on ``train`` (if given) on the same deals."""
+    y = test["label"].to_numpy(dtype=int)
+    raw = model.raw_proba(test)
+    p = model.calibration.apply(raw)
+    found = figures(y, p, params=params)
+    auc = found["roc_auc"]
+    low, high = bootstrap_auc(y, p, rounds=params.bootstrap_rounds, confidence=params.confidence, seed=seed)
+    metrics: dict[str, Any] = {"roc_auc": auc, "roc_auc_ci_low": low, "roc_auc_ci_high": high,
+                               **{k: v for k, v in found.items() if k != "roc_auc"}}
+    metrics["ece_before_calibration"] = expected_calibration_error(y, raw, bins=params.calibration_bins)
+    metrics["brier_before_calibration"] = float(brier_score_loss(y, raw))
+    metrics["base_rate"] = float(y.mean())
+    metrics["n_test"], metrics["n_test_won"] = len(y), int(y.sum())
+    metrics = {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+    metrics["better_than_chance"] = bool(low > 0.5) if params.bootstrap_rounds else bool(auc > 0.5)
+    metrics["calibration"] = model.calibration.method
+    metrics["conversion_by_grade"] = conversion_by_grade(y, p, grade_bands)
+    if train is not None:
+        scores = baseline_scores(train, test, model.specs, seed=seed)
+        metrics["baselines"] = {}
+        for name, s in scores.items():
+            b_low, b_high = bootstrap_auc(y, s, rounds=params.bootstrap_rounds, confidence=params.confidence, seed=seed)
+            found = figures(y, s, params=params) | {"roc_auc_ci_low": b_low, "roc_auc_ci_high": b_high}
+            metrics["baselines"][name] = {k: round(v, 6) for k, v in found.items()}
+    metrics["model_version"] = model.version
+    metrics["split"] = model.meta.split.method
+    curves = _curves(y, p)
+    before = reliability_curve(y, raw, bins=params.calibration_bins).assign(stage="before")
+    after = reliability_curve(y, p, bins=params.calibration_bins).assign(stage="after")
+    curves["calibration"] = pd.concat([before, after], ignore_index=True).round(6)
+    return Evaluation(metrics=metrics, curves=curves)
+
+
+def verdict(metrics: dict[str, Any], *, confidence: float) -> str:
+    """One plain sentence on whether the model beats chance on the holdout."""
+    auc, low, high = metrics["roc_auc"], metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"]
+    where = f"holdout ROC AUC {auc:.3f} ({confidence:.0%} CI {low:.3f}-{high:.3f}) on {metrics['n_test']} deals"
+    if metrics["better_than_chance"]:
+        return f"{where}: better than chance (base rate {metrics['base_rate']:.3f})"
+    return (f"{where}: NOT better than chance. The model ranks deals no better than the base rate "
+            f"({metrics['base_rate']:.3f}); do not use its scores to prioritise leads")

@@ -1,0 +1,55 @@
+"""`leadscore explain LEAD_ID`: one scored lead's card in the terminal, from a row of scores.parquet."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+
+def lead_card(row: pd.Series) -> Any:
+    """A rich renderable of one scored lead (a row of scores.parquet): what `leadscore explain` prints."""
+
+    def items(column: str) -> list[dict[str, Any]]:
+        value = row.get(column)
+        return json.loads(value) if isinstance(value, str) and value else []
+
+    head = Text()
+    head.append(f"Score {row['score']}  Grade {row['grade']}", style="bold")
+    head.append(f"   (probability {float(row['probability']):.0%})   next step: ")
+    head.append(str(row.get("next_step", "")).replace("_", " "), style="bold")
+    rule = Text(f"because {row.get('next_step_rule', '')}", style="dim")
+    reasons_table = Table(show_header=True, box=None, pad_edge=False)
+    reasons_table.add_column("", width=2)
+    reasons_table.add_column("Reason")
+    reasons_table.add_column("Effect", justify="right")
+    for sign, column, style in (("+", "reasons_for", "green"), ("-", "reasons_against", "red")):
+        for item in items(column):
+            bar = "#" * max(1, min(20, round(abs(float(item["contribution"])) * 20)))
+            reasons_table.add_row(Text(sign, style=style), Text(item["text"]), Text(bar, style=style))
+    checks = Table(show_header=True, box=None, pad_edge=False)
+    checks.add_column("Criterion")
+    checks.add_column("Status")
+    checks.add_column("Why")
+    marks = {"met": ("met", "green"), "not_met": ("not met", "red"), "unknown": ("unknown", "yellow")}
+    for item in items("checklist"):
+        word_, style = marks.get(item["status"], (item["status"], ""))
+        checks.add_row(Text(item["label"]), Text(word_, style=style), Text(item.get("reason") or ""))
+    raise_lines = [Text("- " + item["text"]) for item in items("what_would_raise_detail")]
+    footer = Text(f"model {row.get('model_version')} (registry version {row.get('registry_version') or 'none'}, "
+                  f"{row.get('model_status')}); as of {row.get('as_of')}; scored {row.get('scored_at')}", style="dim")
+    parts: list[Any] = [head, rule, Text(""), Text("Why this score", style="bold"), reasons_table]
+    if raise_lines:
+        parts += [Text(""), Text("What would raise it", style="bold"), *raise_lines]
+    if checks.row_count:
+        parts += [Text(""), Text("Qualification checklist", style="bold"), checks]
+    if row.get("model_status") == "unpromoted":
+        parts += [Text(""), Text("Warning: this score comes from a model that did not pass the quality gates.",
+                                 style="bold red")]
+    parts += [Text(""), footer]
+    return Panel(Group(*parts), title=f"Lead {row['record_id']}", expand=False)

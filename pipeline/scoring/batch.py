@@ -1,0 +1,137 @@
+"""`leadscore score --input X --output Y`: any feature-matrix file scored in chunks, memory flat in
+its size, output written atomically in input order, unscorable rows quarantined with their reason,
+and a drift report, on this machine (:func:`score_file`) or on Dask (:mod:`pipeline.scoring.dask`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import DriftParams
+from pipeline.io.files import atomic_path, write_json
+from pipeline.io.tables import ChunkReader, ChunkWriter, spreadsheet_safe, table_format
+from pipeline.modeling.drift import DriftCounter, drift_warning
+from pipeline.runtime import progress_bar
+from pipeline.scoring.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+
+def drift_report(counter: DriftCounter, params: DriftParams) -> dict[str, Any]:
+    """The PSI report, logged as a warning naming drifted features."""
+    report = counter.report(watch=params.watch, act=params.act)
+    warning = drift_warning(report)
+    if warning:
+        log.warning("%s", warning)
+    return report
+
+
+def now_utc() -> str:
+    """The scored_at stamp: now, in UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a `leadscore score --input` run did."""
+
+    output: Path
+    rows_in: int
+    rows_out: int
+    quarantined: int
+    quarantine_path: Path | None
+    drift_path: Path | None      # None when no row was scored
+    model_version: str
+    model_status: str
+
+
+def side_path(output: Path, suffix: str) -> Path:
+    """``scores.csv`` -> ``scores.<suffix>``: where a batch's quarantine and drift files go."""
+    name = output.name.removesuffix(".gz")
+    return output.with_name(name.rsplit(".", 1)[0] + suffix)
+
+
+class Batch:
+    """The bookkeeping of one `score --input` run, shared by the local and the Dask engine: the
+    reader, quarantined rows numbered across chunks, merged drift counts, rows in."""
+
+    def __init__(self, scorer: Scorer, *, input_path: Path, output_path: Path, chunk_rows: int,
+                 scored_at: str | None) -> None:
+        self.scorer, self.input_path, self.output_path = scorer, input_path, output_path
+        self.detail = table_format(output_path) == "parquet"  # an unknown output type fails before any work
+        self.reader = ChunkReader(input_path, chunk_rows=chunk_rows, columns=scorer.input_columns())
+        scorer.check_input_columns(self.reader.header, input_path)
+        self.scored_at = scored_at or now_utc()
+        self.rows_in = 0
+        self.quarantined: list[pd.DataFrame] = []
+        self.counter: DriftCounter | None = None
+
+    def score(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter]:
+        """:meth:`Scorer.score_chunk` with this batch's stamp and output kind."""
+        return self.scorer.score_chunk(chunk, scored_at=self.scored_at, detail=self.detail)
+
+    def add(self, writer: ChunkWriter, scores: pd.DataFrame, bad: pd.DataFrame, counter: DriftCounter,
+            rows: int) -> None:
+        """A scored chunk of ``rows`` input rows, in input order (``bad`` numbered from 1 within it)."""
+        writer.write(scores)
+        self.quarantined.append(bad.assign(row=bad["row"] + self.rows_in))
+        self.rows_in += rows
+        self.counter = counter if self.counter is None else self.counter.merge(counter)
+
+    def close(self, writer: ChunkWriter) -> None:
+        """After the last chunk: CSV lines the parser could not split are quarantined too, and an
+        input with no rows still gets an output file with the header."""
+        malformed = self.reader.malformed
+        if malformed:
+            self.quarantined.append(pd.DataFrame({
+                "row": [None if line is None else line - 1 for line, _ in malformed],
+                "record_id": [text.split(",", 1)[0][:60] for _, text in malformed],
+                "reason": list(malformed.values())}))
+            self.rows_in += len(malformed)
+        if self.rows_in == len(malformed):
+            log.warning("%s has no rows: writing an empty %s", self.input_path, self.output_path.name)
+            scores, _, _ = self.score(pd.DataFrame(columns=self.scorer.input_columns()))
+            writer.write(scores)
+
+    def summary(self, rows_out: int, *, drift: DriftParams) -> BatchSummary:
+        """Write the quarantine and drift files next to the output; check rows in = out + quarantined."""
+        model, status, output_path = self.scorer.model, self.scorer.status, self.output_path
+        bad = pd.concat(self.quarantined, ignore_index=True) if self.quarantined else pd.DataFrame()
+        quarantine_path = side_path(output_path, ".quarantine.csv")
+        if len(bad):
+            with atomic_path(quarantine_path) as tmp:
+                spreadsheet_safe(bad).to_csv(tmp, index=False)
+            log.warning("%d row(s) could not be scored; each is in %s with its reason", len(bad), quarantine_path)
+        else:
+            quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
+        if rows_out + len(bad) != self.rows_in:
+            raise RuntimeError(f"rows in ({self.rows_in}) != rows scored ({rows_out}) + quarantined ({len(bad)})")
+        drift_path = None
+        if self.counter is not None:
+            drift_path = side_path(output_path, ".drift.json")
+            write_json(drift_path, drift_report(self.counter, drift))
+        log.info("scored %d of %d rows with the %s model %s -> %s", rows_out, self.rows_in, status, model.version,
+                 output_path)
+        return BatchSummary(output=output_path, rows_in=self.rows_in, rows_out=rows_out, quarantined=len(bad),
+                            quarantine_path=quarantine_path if len(bad) else None, drift_path=drift_path,
+                            model_version=model.version, model_status=status)
+
+
+def score_file(scorer: Scorer, *, input_path: Path, output_path: Path, chunk_rows: int, drift: DriftParams,
+               progress: bool = False, scored_at: str | None = None) -> BatchSummary:
+    """Score every row of a feature-matrix file (CSV or Parquet), ``chunk_rows`` at a time, into
+    ``output_path`` (CSV or Parquet, written atomically), in input order. Rows that cannot be scored
+    go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``."""
+    batch = Batch(scorer, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows, scored_at=scored_at)
+    with ChunkWriter(output_path) as writer, progress_bar(batch.reader.total_rows, enabled=progress) as advance:
+        for chunk in batch.reader:
+            batch.add(writer, *batch.score(chunk), rows=len(chunk))
+            advance(len(chunk))
+        batch.close(writer)
+    return batch.summary(writer.rows, drift=drift)

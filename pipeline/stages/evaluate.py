@@ -1,0 +1,92 @@
+"""The evaluate stage: the model on the newest closed deals it never saw, against baselines and the
+current champion, and the decision whether it becomes the champion that scoring uses.
+
+Writes ``metrics.json`` (for ``dvc metrics show``: the model's figures, every baseline's, the
+gates), curve files (for ``dvc plots show``), ``promotion.json`` (the decision), the model card
+(outside DVC: it shows when and from which commit the model was trained), and the same figures,
+PNG plots and a SHAP summary to the model's MLflow run. A model that is no better than chance, or
+than a baseline, or than the champion, is recorded but not promoted, and the stage says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.contracts.features import read_feature_set
+from pipeline.contracts.files import PROVENANCE_FILE
+from pipeline.contracts.model import read_provenance
+from pipeline.explain.shap import Explainer
+from pipeline.io.files import atomic_path, read_json, write_json
+from pipeline.mlops.promotion import decide
+from pipeline.mlops.tracking import Store, log_evaluation
+from pipeline.modeling.metrics import Evaluation, evaluate, slices, verdict
+from pipeline.modeling.model import check_features_match, load_model
+from pipeline.reporting.model_card import card_contents, write_model_card
+from pipeline.reporting.plots import render_plots, render_shap_summary
+
+log = logging.getLogger(__name__)
+
+
+def write_evaluation(evaluation: Evaluation, *, metrics_path: Path, plots_dir: Path) -> list[Path]:
+    write_json(metrics_path, evaluation.metrics)
+    written = [metrics_path]
+    for name, frame in evaluation.curves.items():
+        path = plots_dir / f"{name}.csv"
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        written.append(path)
+    return written
+
+
+def leakage_report(features_report: Path) -> dict[str, Any] | None:
+    """What the features stage's leakage guard dropped, if its report can be read."""
+    try:
+        report: dict[str, Any] = read_json(features_report)
+    except (OSError, ValueError):
+        return None
+    leakage = report.get("leakage")
+    return leakage if isinstance(leakage, dict) else None
+
+
+def run(settings: Settings) -> Evaluation:
+    paths = settings.paths
+    model = load_model(paths.models)
+    features = read_feature_set(paths.features)
+    check_features_match(model, features)
+    parts = slices(features, split=settings.split, seed=settings.seed)
+    test = parts["test"]
+    evaluation = evaluate(model, test, params=settings.evaluate, seed=settings.seed,
+                          grade_bands=settings.grades.bands, train=parts["train"])
+    metrics = evaluation.metrics
+    sentence = verdict(metrics, confidence=settings.evaluate.confidence)
+    (log.info if metrics["better_than_chance"] else log.warning)(sentence)
+    for name, b in metrics.get("baselines", {}).items():
+        log.info("baseline %-20s ROC AUC %.3f, Brier %.4f", name, b["roc_auc"], b["brier"])
+    store = Store.of(settings.registry, mlflow_db=paths.mlflow_db)
+    promotion = decide(store, model, metrics=metrics, test=test, gates=settings.gates,
+                       confidence=settings.evaluate.confidence)
+    (log.info if promotion["promoted"] else log.warning)(promotion["decision"])
+    metrics["promoted"] = promotion["promoted"]
+    metrics["gates"] = {g["gate"]: g["passed"] for g in promotion["gates"]}
+    written = write_evaluation(evaluation, metrics_path=paths.metrics, plots_dir=paths.plots)
+    write_json(paths.promotion, promotion)
+    provenance = read_provenance(paths.models / PROVENANCE_FILE, model_sha256=model.meta.model_sha256)
+    card = write_model_card(paths.model_card, card_contents(
+        model.meta, provenance=provenance, metrics=metrics, promotion=promotion,
+        leakage=leakage_report(paths.features_report)))
+    with tempfile.TemporaryDirectory(prefix="leadscore-plots-") as tmp:
+        pngs = render_plots(evaluation.curves, Path(tmp))
+        x = model.matrix(test)
+        phi, _ = Explainer(model.booster, route="auto").explain(x)
+        pngs.append(render_shap_summary(phi, x, Path(tmp) / "shap_summary.png"))
+        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        for name, b in metrics.get("baselines", {}).items():
+            numeric |= {f"baseline_{name}_{k}": float(v) for k, v in b.items()}
+        log_evaluation(store, model_sha256=model.meta.model_sha256, metrics=numeric,
+                       artifacts=[*written, paths.promotion, card, *pngs],
+                       tags={"promoted": str(promotion["promoted"]).lower()})
+    return evaluation
