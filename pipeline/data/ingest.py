@@ -20,7 +20,6 @@ row) stops the stage with a :class:`DataError` that names it.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -34,8 +33,6 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa_schema
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pipeline.config import (
     ColumnParams,
@@ -68,8 +65,8 @@ from pipeline.data.parsing import (
 )
 from pipeline.data.sources import explicit_mapping
 from pipeline.errors import DataError
-from pipeline.io.files import atomic_path, binary_file_reason, write_json
-from pipeline.io.tables import spreadsheet_safe
+from pipeline.io.files import atomic_path, write_json
+from pipeline.io.tables import TableReader, spreadsheet_safe
 
 log = logging.getLogger(__name__)
 
@@ -112,80 +109,30 @@ class IngestResult:
 
 # ---------------------------------------------------------------- reading
 
-def _header(path: Path, *, delimiter: str, encoding: str) -> list[str]:
-    with path.open(encoding="utf-8-sig" if encoding.replace("_", "-").lower() == "utf-8" else encoding,
-                   newline="") as fh:
-        return next(csv.reader(fh, delimiter=delimiter), [])
-
-
 def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All columns of an export file as text, and the malformed lines it skipped (as quarantine rows).
 
     The frame's index is the file line of each row (header = line 1) when it can be known.
     """
-    if not path.exists():
-        raise DataError(f"{name}: file not found: {path}")
     if path.is_dir():
         raise DataError(f"{name}: {path} is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{name}: {path} is empty")
-    if path.suffix.lower() == ".parquet":
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{name}: {path} cannot be read as Parquet: {exc}") from None
+    reader = TableReader(path, label=name, delimiter=spec.delimiter, encoding=spec.encoding, blanks_null=False)
+    table = reader.read()
+    if reader.format == "parquet":
         frame = table.to_pandas().astype("string")
         frame.index = pd.RangeIndex(2, len(frame) + 2)
         return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    with path.open("rb") as fh:
-        not_text = binary_file_reason(fh.read(1 << 16))
-    if not_text:
-        raise DataError(f"{name}: {path} cannot be read: {not_text}")
-    try:
-        header = _header(path, delimiter=spec.delimiter, encoding=spec.encoding)
-    except UnicodeDecodeError:
-        raise DataError(f"{name}: {path} is not valid {spec.encoding} text; set its encoding "
-                        "(e.g. encoding: latin-1) in the source mapping") from None
-    except (LookupError, csv.Error) as exc:
-        raise DataError(f"{name}: {path}: {exc}") from None
-    if not header or all(not h.strip() for h in header):
-        raise DataError(f"{name}: {path} has no header row")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise DataError(f"{name}: {path} has duplicate column header(s): {', '.join(dupes)}")
-    skipped: list[tuple[int | None, str, int, int]] = []
-
-    def on_invalid(row: Any) -> str:
-        skipped.append((row.number, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
-
-    try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=spec.encoding, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=on_invalid,
-                                             newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
-                                                 strings_can_be_null=False),
-        )
-    except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "UTF8" in message or "utf8" in message.lower():
-            raise DataError(f"{name}: {path} is not valid {spec.encoding} text; set its encoding "
-                            "(e.g. encoding: latin-1) in the source mapping") from None
-        raise DataError(f"{name}: {path} cannot be parsed as delimited text: {message}") from None
-    except LookupError as exc:
-        raise DataError(f"{name}: unknown encoding {spec.encoding!r}: {exc}") from None
     frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-    bad_lines = np.array(sorted(n for n, *_ in skipped if n is not None), dtype=np.int64)
+    skipped = reader.malformed
+    bad_lines = np.array(sorted(m.line for m in skipped if m.line is not None), dtype=np.int64)
     lines = np.setdiff1d(np.arange(2, len(frame) + len(skipped) + 2), bad_lines)[: len(frame)]
     frame.index = pd.Index(lines)
     bad = pd.DataFrame({
         "table": name,
-        "line": [n for n, *_ in skipped],
+        "line": [m.line for m in skipped],
         "column": "(row)",
-        "reason": [f"malformed line: expected {e} fields, found {a}" for _, _, e, a in skipped],
-        "record": [json.dumps({"text": t[:2000]}, ensure_ascii=False) for _, t, _, _ in skipped],
+        "reason": [m.reason for m in skipped],
+        "record": [json.dumps({"text": m.text[:2000]}, ensure_ascii=False) for m in skipped],
     })
     return frame, bad
 

@@ -8,9 +8,6 @@ guesses become a draft ``source: {kind: flat, ...}`` mapping that validates with
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import logging
 import re
 import textwrap
@@ -29,7 +26,8 @@ from pipeline.contracts.fields import CANONICAL_FIELDS
 from pipeline.data.parsing import FALSE_VALUES, TRUE_VALUES, clean_text, on_uniques, parse_dates, parse_number
 from pipeline.data.separation import numeric_score, out_of_fold_won_rates, separation
 from pipeline.errors import ConfigError, DataError
-from pipeline.io.files import atomic_path, binary_file_reason
+from pipeline.io.files import atomic_path
+from pipeline.io.tables import TableReader
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,6 @@ NeverUseReason = Literal["pii", "outcome_derived", "other"]
 # Tokens read as missing besides the params default; any found in the file go into the draft.
 EXTRA_MISSING = ("select...", "(blank)", "(none)", "#null!")
 MISSING = frozenset(t.casefold() for t in (*DEFAULT_MISSING_VALUES, *EXTRA_MISSING))
-DELIMITERS = (",", ";", "\t", "|")
 DATE_FORMATS = (
     "%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M", "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%Y/%m/%d", "%d.%m.%Y", "%d-%b-%Y",
@@ -52,7 +49,6 @@ LEAK_AUC = 0.95           # a single column separating won from lost better than
 LEAK_AGREEMENT = 0.97     # blank exactly when open: outcome-derived
 LEAK_PURITY = 0.99        # a categorical whose values split open from closed rows this cleanly: outcome-derived
 EXAMPLES = 3
-SAMPLE_BYTES = 1 << 16
 
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d{1,2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
@@ -201,123 +197,23 @@ class RawTable:
 # ---------------------------------------------------------------- reading
 
 
-def detect_encoding(path: Path) -> str:
-    """utf-8-sig (BOM), utf-16 (BOM), utf-8, else cp1252 or latin-1 for a legacy Windows export."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
-        if head.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
-        fh.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        c1_bytes = False
-        try:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                c1_bytes = c1_bytes or bool(re.search(rb"[\x80-\x9f]", block))
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-            return "utf-8"
-        except UnicodeDecodeError:
-            pass
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            c1_bytes = c1_bytes or bool(re.search(rb"[\x80-\x9f]", block))
-    if c1_bytes:  # bytes 0x80-0x9f are printable in cp1252 (curly quotes, euro) but control codes in latin-1
-        try:
-            with path.open("r", encoding="cp1252") as text:
-                for _ in iter(lambda: text.read(1 << 20), ""):
-                    pass
-            return "cp1252"
-        except UnicodeDecodeError:
-            pass
-    return "latin-1"
-
-
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter among , ; tab | that splits the sample's rows into the most, most consistent fields."""
-    best, best_key = ",", (0.0, 1)
-    for delim in DELIMITERS:
-        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delim) if r]
-        if len(rows) > 1 and not sample.endswith(("\n", "\r")):
-            rows = rows[:-1]  # the sample may end mid-row
-        if not rows or len(rows[0]) < 2:
-            continue
-        consistency = sum(len(r) == len(rows[0]) for r in rows) / len(rows)
-        key = (round(consistency, 2), len(rows[0]))
-        if key > best_key:
-            best, best_key = delim, key
-    return best
-
-
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as strings with blanks as "", the way ingest sees a Parquet file."""
-    return pd.DataFrame({c: frame[c].astype("string").fillna("").astype(str) for c in frame.columns},
-                        index=frame.index)
-
-
 def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> RawTable:
-    """Read ``path`` (CSV or Parquet) as text. Raises DataError with a plain message if it cannot."""
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
+    """Read ``path`` (CSV or Parquet) as text, its delimiter and encoding detected unless given.
+    Raises DataError with a plain message if it cannot."""
     if path.is_dir():
         raise DataError(f"{path}: is a folder; give the export file itself")
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(SAMPLE_BYTES)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise DataError(f"{path}: the file is empty")
-    if head.startswith(b"PAR1") or path.suffix.lower() == ".parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a corrupt file
-            raise DataError(f"{path}: cannot be read as Parquet: {exc}") from None
-        frame.columns = [str(c) for c in frame.columns]
-        return RawTable(_as_text(frame), "parquet", None, None)
-    reason = binary_file_reason(head)
-    if reason:
-        raise DataError(f"{path}: {reason}")
-    if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise ConfigError(f"--encoding {encoding!r}: unknown encoding (try utf-8, utf-8-sig or latin-1)") from None
-    enc = encoding or detect_encoding(path)
-    sample = head.decode(enc, errors="ignore").lstrip("\ufeff")
-    delim = delimiter or sniff_delimiter(sample)
-    notes = []
-    header = next(csv.reader(io.StringIO(sample), delimiter=delim), [])
-    dupes = sorted({h for h in header if header.count(h) > 1 and h.strip()})
-    if dupes:
-        notes.append(f"headers appear more than once: {', '.join(dupes)}; the repeats are left out of the draft "
-                     "(rename them in the export to use them)")
-    if any(not h.strip() for h in header):
-        notes.append("some columns have no header; they are left out of the draft")
-    try:
-        frame = pd.read_csv(path, sep=delim, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
-                            encoding_errors="strict")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: is not {enc} text ({exc.reason} at byte {exc.start}); "
-                        "try --encoding latin-1") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: has no header row or columns") from None
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip().splitlines()[-1]
-        raise DataError(f"{path}: cannot be read as CSV with delimiter {delim!r}: {detail} "
-                        "(check quoting, or pass --delimiter)") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    keep = [c for c in frame.columns if not _renamed_by_pandas(str(c), set(header))]
-    return RawTable(frame[keep], "csv", delim, enc, tuple(notes))
-
-
-def _renamed_by_pandas(column: str, header: set[str]) -> bool:
-    """A name pandas made up for a blank header ("Unnamed: 3") or a repeated one ("Email.1")."""
-    if column in header:
-        return not column.strip()
-    return bool(re.fullmatch(r"Unnamed: \d+", column)) or re.sub(r"\.\d+$", "", column) in header
+    reader = TableReader(path, delimiter=delimiter, encoding=encoding, blanks_null=False, repeated_headers="drop",
+                         encoding_fix="try --encoding latin-1")
+    table = reader.read()
+    frame = pd.DataFrame({name: table.column(name).to_pandas().astype("string").fillna("").astype(str)
+                          for name in reader.columns}, index=pd.RangeIndex(table.num_rows))
+    notes = list(reader.notes)
+    if reader.malformed:
+        notes.append(f"{len(reader.malformed):,} line(s) with the wrong number of fields are left out of the "
+                     f"profile (ingest quarantines them), e.g. line {reader.malformed[0].line}")
+    if reader.format == "parquet":
+        return RawTable(frame, "parquet", None, None, tuple(notes))
+    return RawTable(frame, "csv", reader.delimiter, reader.encoding, tuple(notes))
 
 
 # ---------------------------------------------------------------- values

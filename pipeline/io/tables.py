@@ -1,23 +1,28 @@
-"""Reading and writing big tables a chunk at a time: CSV or Parquet in, CSV or Parquet out.
+"""Tables on disk: CSV or Parquet in (:class:`TableReader`, the one reader of exports and batches),
+CSV or Parquet out (:class:`ChunkWriter`), a chunk at a time.
 
 CSV output is made safe for spreadsheets and CRM imports (:func:`spreadsheet_safe`).
 
-Memory stays flat as the file grows: at most one chunk of input (``chunk_rows`` rows) and the
-writer's buffers are held at once. Output goes to a temporary file in the destination folder and
-is renamed over the destination only when every chunk is written, so a reader never sees half a
-file and a killed run leaves the old file (or none) at the output path.
+Memory stays flat as the file grows: at most one chunk of input and the writer's buffers are held
+at once. Output goes to a temporary file in the destination folder and is renamed over the
+destination only when every chunk is written, so a reader never sees half a file and a killed run
+leaves the old file (or none) at the output path.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -25,17 +30,21 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.io.files import atomic_path, binary_file_reason, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
+DELIMITERS = (",", ";", "\t", "|")  # what `delimiter: null` chooses among
+SAMPLE_BYTES = 1 << 16              # read to check a file's kind and to sniff its delimiter
+BLOCK_BYTES = 2 << 20               # CSV parse block: the streaming reader holds a few dozen ahead (~80 MB)
+MAX_BLOCK_BYTES = 1 << 30           # a cell bigger than a block restarts the parse with 8x bigger blocks, up to this
 
 
 def table_format(path: Path) -> str:
-    """"parquet" (a file, or a folder of Parquet files such as a partitioned dataset) or "csv"."""
+    """The format of an output path: "parquet" or "csv", by its name."""
     name = path.name.lower().removesuffix(".gz")
     if path.is_dir() or name.endswith(PARQUET_SUFFIXES):
         return "parquet"
@@ -45,43 +54,174 @@ def table_format(path: Path) -> str:
                     "(or a folder of Parquet files)")
 
 
-class ChunkReader:
-    """The rows of a CSV or Parquet table, ``chunk_rows`` at a time, as DataFrames.
+def detect_encoding(path: Path) -> str:
+    """utf-8-sig (BOM), utf-16 (BOM), utf-8, else cp1252 or latin-1 for a legacy Windows export."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        c1_bytes = False
+        try:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                c1_bytes = c1_bytes or bool(re.search(rb"[\x80-\x9f]", block))
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            c1_bytes = c1_bytes or bool(re.search(rb"[\x80-\x9f]", block))
+    if c1_bytes:  # bytes 0x80-0x9f are printable in cp1252 (curly quotes, euro) but control codes in latin-1
+        try:
+            with path.open("r", encoding="cp1252") as text:
+                for _ in iter(lambda: text.read(1 << 20), ""):
+                    pass
+            return "cp1252"
+        except UnicodeDecodeError:
+            pass
+    return "latin-1"
 
-    CSV cells are read as text (the scoring code converts them as the model needs), so a stray
-    word in a numeric column never stops the read. ``columns`` limits what is read; a column the
-    file lacks is left out (the caller names what it needs)."""
 
-    def __init__(self, path: Path, *, chunk_rows: int, columns: list[str] | None = None) -> None:
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter among , ; tab | that splits the sample's rows into the most, most consistent fields."""
+    best, best_key = ",", (0.0, 1)
+    for delim in DELIMITERS:
+        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delim) if r]
+        if len(rows) > 1 and not sample.endswith(("\n", "\r")):
+            rows = rows[:-1]  # the sample may end mid-row
+        if not rows or len(rows[0]) < 2:
+            continue
+        consistency = sum(len(r) == len(rows[0]) for r in rows) / len(rows)
+        key = (round(consistency, 2), len(rows[0]))
+        if key > best_key:
+            best, best_key = delim, key
+    return best
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A CSV line skipped because it has the wrong number of fields."""
+
+    line: int | None    # in the file, the header being line 1
+    text: str
+    expected: int
+    found: int
+
+    @property
+    def reason(self) -> str:
+        return f"malformed line: expected {self.expected} fields, found {self.found}"
+
+
+class TableReader:
+    """A CSV or Parquet export, the one reader of the project: ingest, `leadscore inspect` and
+    `leadscore score --input` all read through it.
+
+    The file is checked before any row is read: it exists, is not empty, is text in its encoding
+    (not a workbook, an archive or binary) or a readable Parquet file or folder, and its header
+    names each column once (``repeated_headers="drop"`` keeps the first and says so in
+    :attr:`notes`; blank names are left out too). CSV cells are read as text, so a stray word in
+    a numeric column never stops the read; a line with the wrong number of fields is skipped and
+    kept in :attr:`malformed` for the caller to quarantine. ``delimiter`` or ``encoding`` None:
+    detected. ``columns`` limits what is read (a column the file lacks is left out: the caller
+    names what it needs). ``label`` (e.g. the table's name in the source mapping) starts every
+    error message; ``encoding_fix`` says how to give another encoding."""
+
+    def __init__(self, path: Path, *, label: str | None = None, delimiter: str | None = ",",
+                 encoding: str | None = "utf-8", columns: list[str] | None = None, blanks_null: bool = True,
+                 repeated_headers: Literal["refuse", "drop"] = "refuse",
+                 encoding_fix: str = "set its encoding (e.g. encoding: latin-1) in the source mapping") -> None:
+        self.path, self.blanks_null, self.encoding_fix = path, blanks_null, encoding_fix
+        self._where = f"{label}: {path}" if label else str(path)
+        self.notes: list[str] = []
+        self.malformed: list[Malformed] = []
+        self._seen: set[tuple[int | None, str]] = set()
         if not path.exists():
-            raise DataError(f"input {path} does not exist")
-        self.path, self.chunk_rows, self.format = path, chunk_rows, table_format(path)
-        self.header = self._header()
-        self.columns = [c for c in columns if c in self.header] if columns is not None else self.header
-        self.malformed: dict[tuple[int | None, str], str] = {}  # CSV lines skipped: (line, text) -> reason
-
-    def _header(self) -> list[str]:
+            raise DataError(f"{label + ': ' if label else ''}file not found: {path}")
+        self.format = "parquet" if self._is_parquet() else "csv"
+        self.delimiter: str | None = None
+        self.encoding: str | None = None
         if self.format == "parquet":
-            try:
-                return list(self._dataset().schema.names)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise DataError(f"{self.path}: not a readable Parquet file or dataset: {exc}") from exc
-        with open(self.path, "rb") as fh:
-            head = fh.read(65536)
+            names = self._parquet_names()
+        else:
+            self.encoding = self._encoding(encoding)
+            self.delimiter = delimiter or sniff_delimiter(self._sample().decode(self.encoding, errors="ignore")
+                                                          .lstrip("\ufeff"))
+            names = self._csv_header()
+        self.header = names
+        self._keep = self._kept_positions(names, repeated_headers)
+        kept = [names[i] for i in self._keep]
+        self.columns = [c for c in columns if c in kept] if columns is not None else kept
+
+    # ---- checks
+
+    def _is_parquet(self) -> bool:
+        if self.path.is_dir():
+            return True
+        if self.path.name.lower().endswith(PARQUET_SUFFIXES):
+            return True
+        return self._sample()[:4] == b"PAR1"
+
+    def _sample(self) -> bytes:
+        try:
+            with self.path.open("rb") as fh:
+                return fh.read(SAMPLE_BYTES)
+        except OSError as exc:
+            raise DataError(f"{self._where} cannot be read: {exc.strerror or exc}") from None
+
+    def _encoding(self, encoding: str | None) -> str:
+        head = self._sample()
         if not head.strip():
-            raise DataError(f"{self.path} is empty: expected a header row")
+            raise DataError(f"{self._where} is empty")
         reason = binary_file_reason(head)
         if reason:
-            raise DataError(f"{self.path}: {reason}")
+            raise DataError(f"{self._where} cannot be read: {reason}")
+        if encoding is None:
+            return detect_encoding(self.path)
         try:
-            first = next(csv.reader([head.decode("utf-8-sig").splitlines()[0]]))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{self.path}: not UTF-8 text ({exc}); save it as UTF-8 CSV") from exc
-        names = [c.strip() for c in first]
-        duplicated = sorted({c for c in names if names.count(c) > 1})
-        if duplicated:
-            raise DataError(f"{self.path}: the header repeats column(s) {', '.join(duplicated)}")
-        return first
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ConfigError(f"{self._where}: unknown encoding {encoding!r} (try utf-8, utf-8-sig, cp1252 or "
+                              "latin-1)") from None
+        return encoding
+
+    def _undecodable(self) -> DataError:
+        return DataError(f"{self._where} is not valid {self.encoding} text; {self.encoding_fix}")
+
+    def _csv_header(self) -> list[str]:
+        header_encoding = "utf-8-sig" if codecs.lookup(self.encoding or "utf-8").name == "utf-8" else self.encoding
+        try:
+            with self.path.open(encoding=header_encoding, newline="") as fh:
+                names = next(csv.reader(fh, delimiter=self.delimiter or ","), [])
+        except UnicodeDecodeError:
+            raise self._undecodable() from None
+        except csv.Error as exc:
+            raise DataError(f"{self._where} cannot be parsed as delimited text: {exc}") from None
+        if not names or all(not n.strip() for n in names):
+            raise DataError(f"{self._where} has no header row")
+        return names
+
+    def _parquet_names(self) -> list[str]:
+        try:
+            return [str(n) for n in self._dataset().schema.names]
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{self._where} cannot be read as Parquet (not a readable Parquet file or dataset): "
+                            f"{exc}") from None
+
+    def _kept_positions(self, names: list[str], repeated: str) -> list[int]:
+        dupes = sorted({n for n in names if names.count(n) > 1 and n.strip()})
+        if dupes and repeated == "refuse":
+            raise DataError(f"{self._where} has duplicate column header(s): {', '.join(dupes)}")
+        if dupes:
+            self.notes.append(f"headers appear more than once: {', '.join(dupes)}; the repeats are left out "
+                              "(rename them in the export to use them)")
+        if any(not n.strip() for n in names):
+            self.notes.append("some columns have no header; they are left out")
+        first = {n: i for i, n in reversed(list(enumerate(names)))}
+        return [i for i, n in enumerate(names) if n.strip() and first[n] == i]
 
     def _dataset(self) -> pads.Dataset:
         return pads.dataset(self.path, format="parquet")
@@ -91,72 +231,97 @@ class ChunkReader:
         """Rows in the table if known without reading it (Parquet metadata), else None."""
         return int(self._dataset().count_rows()) if self.format == "parquet" else None
 
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        batches = self._parquet_batches() if self.format == "parquet" else self._csv_batches()
+    # ---- rows
+
+    def tables(self, rows: int) -> Iterator[pa.Table]:
+        """The rows, ``rows`` at a time (the last table may be shorter), as Arrow tables of the kept
+        columns: CSV cells as text, Parquet columns as stored."""
+        batches = self._parquet_batches(rows) if self.format == "parquet" else self._csv_batches()
         pending: list[pa.RecordBatch] = []
         held = 0
         for batch in batches:
             pending.append(batch)
             held += batch.num_rows
-            while held >= self.chunk_rows:
+            while held >= rows:
                 table = pa.Table.from_batches(pending)
-                yield _frame(table.slice(0, self.chunk_rows))
-                rest = table.slice(self.chunk_rows)
+                yield table.slice(0, rows)
+                rest = table.slice(rows)
                 # An empty slice still holds its parent's buffers: keeping one would chain every
                 # chunk read so far, and memory would grow with the file.
                 pending, held = [b for b in rest.to_batches() if b.num_rows], rest.num_rows
         if held:
-            yield _frame(pa.Table.from_batches(pending))
+            yield pa.Table.from_batches(pending)
 
-    def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
+    def read(self) -> pa.Table:
+        """Every row at once."""
+        schema_of = self._empty
+        parts = list(self.tables(1 << 62))
+        return pa.concat_tables(parts) if parts else schema_of()
+
+    def frames(self, rows: int) -> Iterator[pd.DataFrame]:
+        """:meth:`tables` as pandas frames (pandas' own dtypes: text is ``str``)."""
+        for table in self.tables(rows):
+            yield table.to_pandas(split_blocks=True, self_destruct=True)
+
+    def _empty(self) -> pa.Table:
+        if self.format == "parquet":
+            return self._dataset().schema.empty_table().select(self.columns)
+        return pa.table({name: pa.array([], type=pa.string()) for name in self.columns})
+
+    def _parquet_batches(self, rows: int) -> Iterator[pa.RecordBatch]:
         # File by file, row group by row group, without pre-buffering: a dataset scanner reads
         # ahead across row groups, and a pre-buffered reader keeps every row group it has read
         # until the file is closed; either way peak memory grew with the file.
-        files = self._dataset().files
         try:
-            for file in files:
+            for file in self._dataset().files:
                 with pq.ParquetFile(file, pre_buffer=False) as parquet:
-                    yield from parquet.iter_batches(batch_size=self.chunk_rows, columns=self.columns,
+                    yield from parquet.iter_batches(batch_size=min(rows, 1 << 20), columns=self.columns,
                                                     use_threads=True)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{self.path}: cannot read: {exc}") from exc
+            raise DataError(f"{self._where} cannot be read as Parquet: {exc}") from None
 
     def _csv_batches(self) -> Iterator[pa.RecordBatch]:
-        """CSV blocks as text columns. A line with the wrong number of fields is skipped and kept in
-        :attr:`malformed` (with its text) for the caller to quarantine. A cell bigger than a block
-        makes the parse start again with blocks 8x bigger, skipping the rows already passed on."""
-        text = {name: pa.string() for name in self.header}
-        block, passed = 2 << 20, 0
+        """CSV blocks as text columns, kept columns only (each named by its first position)."""
+        assert self.encoding is not None and self.delimiter is not None
+        names = [f"{i}" for i in range(len(self.header))]  # positions: headers may repeat or be blank
+        wanted = [str(i) for i in self._keep if self.header[i] in self.columns]
+        block, passed = BLOCK_BYTES, 0
         while True:
             skip = passed
             try:
-                # The streaming reader parses a few dozen blocks ahead: 2 MB blocks keep that near
-                # 80 MB (8 MB blocks held about 250 MB) at the same speed.
                 reader = pacsv.open_csv(
-                    self.path, read_options=pacsv.ReadOptions(block_size=block, encoding="utf-8"),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._malformed),
-                    convert_options=pacsv.ConvertOptions(column_types=text, include_columns=self.columns,
-                                                         strings_can_be_null=True))
+                    self.path,
+                    read_options=pacsv.ReadOptions(block_size=block, encoding=self.encoding, use_threads=False,
+                                                   column_names=names, skip_rows=1),
+                    parse_options=pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True,
+                                                     invalid_row_handler=self._skip),
+                    convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                         include_columns=wanted,
+                                                         strings_can_be_null=self.blanks_null))
                 for batch in reader:
                     if skip >= batch.num_rows:
                         skip -= batch.num_rows
                         continue
                     batch, skip = batch.slice(skip), 0
                     passed += batch.num_rows
-                    yield batch
+                    yield batch.rename_columns([self.header[int(n)] for n in batch.schema.names])
                 return
             except pa.ArrowInvalid as exc:
-                if "straddling" in str(exc) and block < (1 << 30):
+                if "straddling" in str(exc) and block < MAX_BLOCK_BYTES:
                     block *= 8
                     continue
-                raise DataError(f"{self.path}: malformed CSV: {exc}") from exc
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{self.path}: not UTF-8 text ({exc}); save it as UTF-8 CSV") from exc
+                if "utf8" in str(exc).lower():
+                    raise self._undecodable() from None
+                raise DataError(f"{self._where} cannot be parsed as delimited text: {exc}") from None
+            except UnicodeDecodeError:
+                raise self._undecodable() from None
 
-    def _malformed(self, row: Any) -> str:
+    def _skip(self, row: Any) -> str:
         key = (row.number, row.text)
-        self.malformed[key] = (f"malformed CSV line: {row.actual_columns} field(s) where the header has "
-                               f"{row.expected_columns}")
+        if key not in self._seen:  # a parse started again (bigger blocks) meets the same lines again
+            self._seen.add(key)
+            self.malformed.append(Malformed(line=row.number, text=row.text, expected=row.expected_columns,
+                                            found=row.actual_columns))
         return "skip"
 
 
@@ -177,10 +342,6 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         if risky.any():
             out[name] = text.where(~risky, "'" + text.where(risky, "").astype(str))
     return out
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 class ChunkWriter(AbstractContextManager["ChunkWriter"]):

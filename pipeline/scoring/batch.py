@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.config import DriftParams
 from pipeline.io.files import atomic_path, write_json
-from pipeline.io.tables import ChunkReader, ChunkWriter, spreadsheet_safe, table_format
+from pipeline.io.tables import ChunkWriter, TableReader, spreadsheet_safe, table_format
 from pipeline.modeling.drift import DriftCounter, drift_warning
 from pipeline.runtime import progress_bar
 from pipeline.scoring.scorer import Scorer
@@ -61,11 +61,11 @@ class Batch:
     """The bookkeeping of one `score --input` run, shared by the local and the Dask engine: the
     reader, quarantined rows numbered across chunks, merged drift counts, rows in."""
 
-    def __init__(self, scorer: Scorer, *, input_path: Path, output_path: Path, chunk_rows: int,
-                 scored_at: str | None) -> None:
+    def __init__(self, scorer: Scorer, *, input_path: Path, output_path: Path, scored_at: str | None) -> None:
         self.scorer, self.input_path, self.output_path = scorer, input_path, output_path
         self.detail = table_format(output_path) == "parquet"  # an unknown output type fails before any work
-        self.reader = ChunkReader(input_path, chunk_rows=chunk_rows, columns=scorer.input_columns())
+        self.reader = TableReader(input_path, label="input", columns=scorer.input_columns(),
+                                  encoding_fix="save it as UTF-8 CSV")
         scorer.check_input_columns(self.reader.header, input_path)
         self.scored_at = scored_at or now_utc()
         self.rows_in = 0
@@ -90,9 +90,9 @@ class Batch:
         malformed = self.reader.malformed
         if malformed:
             self.quarantined.append(pd.DataFrame({
-                "row": [None if line is None else line - 1 for line, _ in malformed],
-                "record_id": [text.split(",", 1)[0][:60] for _, text in malformed],
-                "reason": list(malformed.values())}))
+                "row": [None if m.line is None else m.line - 1 for m in malformed],
+                "record_id": [m.text.split(self.reader.delimiter or ",", 1)[0][:60] for m in malformed],
+                "reason": [m.reason for m in malformed]}))
             self.rows_in += len(malformed)
         if self.rows_in == len(malformed):
             log.warning("%s has no rows: writing an empty %s", self.input_path, self.output_path.name)
@@ -128,9 +128,9 @@ def score_file(scorer: Scorer, *, input_path: Path, output_path: Path, chunk_row
     """Score every row of a feature-matrix file (CSV or Parquet), ``chunk_rows`` at a time, into
     ``output_path`` (CSV or Parquet, written atomically), in input order. Rows that cannot be scored
     go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``."""
-    batch = Batch(scorer, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows, scored_at=scored_at)
+    batch = Batch(scorer, input_path=input_path, output_path=output_path, scored_at=scored_at)
     with ChunkWriter(output_path) as writer, progress_bar(batch.reader.total_rows, enabled=progress) as advance:
-        for chunk in batch.reader:
+        for chunk in batch.reader.frames(chunk_rows):
             batch.add(writer, *batch.score(chunk), rows=len(chunk))
             advance(len(chunk))
         batch.close(writer)

@@ -93,15 +93,14 @@ def _partitions(path: Path, columns: list[str]) -> list[Any]:
     return list(frame.to_delayed())
 
 
-def score_dask(scorer: Scorer, *, input_path: Path, output_path: Path, drift: DriftParams, chunk_rows: int,
+def score_dask(scorer: Scorer, *, input_path: Path, output_path: Path, drift: DriftParams,
                scheduler: str | None = None, workers: int | None = None, progress: bool = False,
                scored_at: str | None = None) -> BatchSummary:
     """:func:`pipeline.scoring.batch.score_file` on a Dask cluster: same inputs, same output, same side
-    files. The partitions are the input's row groups (Parquet) or 64 MB blocks (CSV), not chunks of
-    rows (``chunk_rows`` only sizes the header check)."""
+    files. The partitions are the input's row groups (Parquet) or 64 MB blocks (CSV), not chunks of rows."""
     import dask
 
-    batch = Batch(scorer, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows, scored_at=scored_at)
+    batch = Batch(scorer, input_path=input_path, output_path=output_path, scored_at=scored_at)
     sha256 = scorer.model.meta.model_sha256
     client = _client(scheduler, workers)
     try:

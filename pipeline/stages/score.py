@@ -104,7 +104,6 @@ def run_batch(settings: Settings, *, input_path: Path, output_path: Path, model_
             raise ConfigError(f"--engine dask needs dask and distributed ({exc}): "
                               "pip install 'leadscore[dask]'") from exc
         return score_dask(scorer, input_path=input_path, output_path=output_path, drift=settings.drift,
-                          chunk_rows=params.chunk_rows, scheduler=scheduler, workers=workers, progress=progress,
-                          scored_at=scored_at)
+                          scheduler=scheduler, workers=workers, progress=progress, scored_at=scored_at)
     return score_file(scorer, input_path=input_path, output_path=output_path, drift=settings.drift,
                       chunk_rows=chunk_rows or params.chunk_rows, progress=progress, scored_at=scored_at)

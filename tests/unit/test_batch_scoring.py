@@ -102,7 +102,7 @@ def test_cli_exit_codes_tell_bad_input_from_a_missing_model(small, models_dir: P
     out = str(tmp_path / "out.csv")
     assert main(["score", "--params", str(params), "--input", str(tmp_path / "nope.csv"), "--output", out,
                  "--model", str(models_dir)]) == 3
-    assert "does not exist" in capsys.readouterr().err
+    assert "file not found" in capsys.readouterr().err
     assert main(["score", "--params", str(params), "--input", str(source), "--output", out]) == 4
     assert "run `leadscore train` first" in capsys.readouterr().err
     assert main(["score", "--params", str(params), "--input", str(source), "--output", out,

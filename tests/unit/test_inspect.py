@@ -22,9 +22,9 @@ from pipeline.data.inspect import (
     parse_numbers,
     profile_column,
     snake_name,
-    sniff_delimiter,
 )
 from pipeline.errors import DataError
+from pipeline.io.tables import sniff_delimiter
 
 MAVEN = Path("/work/shared/data/maven_crm/sales_pipeline.csv")
 GENERATED_FLAT = Path(__file__).resolve().parents[2] / "data" / "raw" / "contacts_flat.csv"
@@ -193,14 +193,22 @@ def test_pii_examples_are_not_printed(flat_csv: Path, tmp_path: Path, capsys) ->
 # ---------------------------------------------------------------- malformed input
 
 
+def test_a_line_with_the_wrong_number_of_fields_is_left_out_and_said(tmp_path: Path) -> None:
+    # The same reader as ingest's: the line is skipped (ingest quarantines it), the rest is profiled.
+    path = write(tmp_path / "export.csv", "a,b\n1,2\n3,4,5,6\n5,6\n")
+    result = inspect_file(path)
+    assert result.rows == 2
+    assert any("wrong number of fields" in note and "line 3" in note for note in result.notes)
+
+
 @pytest.mark.parametrize(("content", "message"), [
-    (None, "no such file"),
-    (b"", "the file is empty"),
+    (None, "file not found"),
+    (b"", "is empty"),
     (b"a,b,c\n", "has a header but no data rows"),
     (b"\x00\x01\x02\xff\xfe binary \x00\x00" * 40, "binary"),
     (b"PK\x03\x04" + b"\x00" * 100, "Excel workbook"),
-    (b"\n\n", "no header row"),
-    (b'a,b\n1,2\n3,4,5,6\n', "cannot be read as CSV"),
+    (b"\n\n", "is empty"),
+    (b",,\n1,2,3\n", "no header row"),
 ])
 def test_unreadable_files_exit_3_with_a_message(tmp_path: Path, capsys, content: bytes | None,
                                                 message: str) -> None:
