@@ -49,7 +49,7 @@ browser:
 	tools/install-browser.sh || [ "$$CI" != "true" ]
 
 test-browser: venv browser
-	pytest -m browser tests/browser
+	pytest -m browser tests/integration
 
 # The bench extra (duckdb) is installed once, next to the dev install, with its own stamp.
 $(BENCH_STAMP): $(STAMP)

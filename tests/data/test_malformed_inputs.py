@@ -15,7 +15,7 @@ from pipeline.data.ingest import IngestResult
 from pipeline.errors import DataError
 from pipeline.features.build import build_features
 from pipeline.modeling.model import prepare_matrix
-from tests.unit.test_ingest import HEADER, ROWS, flat_source, run_flat
+from tests.data.test_ingest import HEADER, ROWS, flat_source, run_flat
 
 
 def _balanced(result: IngestResult) -> None:

@@ -208,8 +208,8 @@ def test_as_of_dates_in_the_future_or_unparseable_do_not_stop_scoring(small, mod
 
 
 def test_ids_that_collide_after_trimming_are_quarantined_at_ingest(tmp_path: Path) -> None:
+    from tests.data.test_ingest import ROWS, run_flat
     from tests.data.test_malformed_inputs import _reasons
-    from tests.unit.test_ingest import ROWS, run_flat
 
     result = run_flat(tmp_path, [*ROWS, " 2 ,Won,2024-04-01,2024-02-01,a,1,no,x"])
     assert _reasons(result)[5] == "duplicate id (first at line 3)"

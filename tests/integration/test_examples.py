@@ -17,7 +17,7 @@ from pipeline.config import Settings, load_settings, parse_settings, read_settin
 from pipeline.data.ingest import IngestResult
 from pipeline.stages import evaluate, features, generate, ingest, score, train
 from tests.conftest import REPO
-from tests.pipeline.test_dvc_smoke import _run
+from tests.integration.test_dvc_smoke import _run
 
 pytestmark = pytest.mark.slow
 MAVEN = REPO.parent / "shared" / "data" / "maven_crm"

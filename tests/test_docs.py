@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pipeline.cli import build_parser
 from pipeline.config import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 # Sub-sections a user writes as whole mappings, documented as one row each (their own keys are
 # documented in "The `source:` section").
 WHOLE = {"source.primary", "source.lookups", "source.events", "source.account"}

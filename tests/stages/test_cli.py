@@ -1,4 +1,5 @@
-import os
+"""The command line: every stage a command with help, and the exit codes that tell bad params, input and model apart."""
+
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,3 @@ def test_missing_model_exits_4(tmp_path: Path, capsys) -> None:
     params.write_text(f"paths:\n  models: {tmp_path / 'none'}\n  mlflow_db: {tmp_path / 'mlflow.db'}\n")
     assert main(["score", "--params", str(params)]) == 4  # no champion in the registry, no trained model
     assert "run `leadscore train` first" in capsys.readouterr().err
-
-
-def test_logging_to_mlflow_does_not_leak_the_store_into_the_environment(tmp_path: Path, monkeypatch) -> None:
-    from pipeline.mlops.tracking import Store, _mlflow
-    from tests.conftest import make_settings
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    first, second = make_settings(tmp_path / "a"), make_settings(tmp_path / "b")
-    _mlflow(Store.of(first.registry, mlflow_db=first.paths.mlflow_db))
-    assert "MLFLOW_TRACKING_URI" not in os.environ
-    store = Store.of(second.registry, mlflow_db=second.paths.mlflow_db)
-    assert store.uri == f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"
-    assert store.artifact_root == tmp_path / "b" / "mlruns"
