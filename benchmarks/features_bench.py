@@ -156,7 +156,7 @@ def _child_compile(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     for log_ in (EventLog.from_frame(events), events.astype({"event_key": "category", "event_type": "category"})):
         intent_features(pd.Series(["a", "b"]), pd.Series(pd.to_datetime(["2024-02-01"] * 2)), log_, types=["x"],
-                        windows=[30], accounts=pd.Series(["acme", "acme"]),
+                        windows=[30], half_life_days=30.0, accounts=pd.Series(["acme", "acme"]),
                         key_accounts=pd.DataFrame({"event_key": ["a", "b"], "account_key": ["acme", "acme"]}))
     return {"seconds": time.perf_counter() - started}
 

@@ -27,6 +27,16 @@ REASON_SUFFIX = "_reason"
 FRAMEWORK_POINTS = "framework_points"
 
 
+def criterion_column(key: str) -> str:
+    """The feature-matrix column of a framework criterion's status: budget -> fw_budget."""
+    return f"{FRAMEWORK_PREFIX}{key}"
+
+
+def reason_column(column: str) -> str:
+    """The column holding the rep-facing reason of a criterion column: fw_budget -> fw_budget_reason."""
+    return f"{column}{REASON_SUFFIX}"
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str       # column in the feature matrix

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.config import DEFAULT_MISSING_VALUES, parse_settings
+from pipeline.config import DEFAULT_MISSING_VALUES, FeaturesParams, parse_settings
 from pipeline.contracts.fields import CANONICAL_FIELDS
 from pipeline.data.parsing import FALSE_VALUES, TRUE_VALUES, clean_text, on_uniques, parse_dates, parse_number
 from pipeline.data.separation import numeric_score, out_of_fold_won_rates, separation
@@ -45,7 +45,7 @@ DATE_FORMATS = (
 FIT_SHARE = 0.95          # share of non-blank values that must parse for a numeric or date kind
 MAX_CATEGORIES = 100      # more distinct values than this is text, not categorical
 MAX_OUTCOME_VALUES = 12   # an outcome column has at most this many distinct values
-LEAK_AUC = 0.95           # a single column separating won from lost better than this is outcome-derived
+LEAK_AUC = FeaturesParams().leakage_max_auc  # separating won from lost better than the leakage guard allows
 LEAK_AGREEMENT = 0.97     # blank exactly when open: outcome-derived
 LEAK_PURITY = 0.99        # a categorical whose values split open from closed rows this cleanly: outcome-derived
 EXAMPLES = 3

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import FeaturesParams, IcpParams
-from pipeline.contracts.features import FRAMEWORK_POINTS, KEY_COLUMNS, FeatureSet, FeatureSpec
+from pipeline.contracts.features import (
+    FRAMEWORK_POINTS,
+    KEY_COLUMNS,
+    FeatureSet,
+    FeatureSpec,
+    criterion_column,
+    reason_column,
+)
 from pipeline.contracts.fields import OUTCOME_OPEN, OUTCOME_WON, FieldInfo
 from pipeline.errors import DataError
 from pipeline.features.events import EventLog, PendingEventLog
@@ -103,11 +110,11 @@ def build_features(
         detail += ["icp_matched", "icp_missed"]
         context["icp_fit"] = matrix["icp_fit"]
     rules = load_framework(framework)
-    fw_specs = [FeatureSpec(f"fw_{criterion.key}", "categorical", "qualification", criterion.key,
+    fw_specs = [FeatureSpec(criterion_column(criterion.key), "categorical", "qualification", criterion.key,
                             f"{rules.name}: {criterion.label}") for criterion in rules.criteria]
     fw_specs.append(FeatureSpec(FRAMEWORK_POINTS, "numeric", "qualification", "framework",
                                 f"{rules.name} criteria met"))
-    detail += [f"fw_{criterion.key}_reason" for criterion in rules.criteria]
+    detail += [reason_column(criterion_column(criterion.key)) for criterion in rules.criteria]
 
     def qualify(specs: list[FeatureSpec]) -> pd.DataFrame:
         return evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, explain=is_open)

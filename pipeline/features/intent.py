@@ -331,7 +331,7 @@ def _account_of_code(keys: pa.Array, key_accounts: pd.DataFrame) -> tuple[np.nda
 
 def intent_features(
     keys: pd.Series, as_of: pd.Series, events: EventLog | pd.DataFrame, *, types: list[str], windows: list[int],
-    half_life_days: float = 30.0, weights: Mapping[str, float] | None = None,
+    half_life_days: float, weights: Mapping[str, float] | None = None,
     accounts: pd.Series | None = None, key_accounts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Intent features for each record, aligned with ``keys`` (each record's event key).

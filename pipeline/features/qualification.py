@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.contracts.features import FRAMEWORK_POINTS, criterion_column, reason_column
 from pipeline.errors import ConfigError
 from pipeline.features.codes import text_from_codes
 
@@ -225,7 +226,7 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
         else:
             met, failed = is_true.any(axis=1), is_false.all(axis=1)
         code = np.where(met, 0, np.where(failed, 1, 2))  # positions in STATUSES
-        out[f"fw_{criterion.key}"] = text_from_codes(code, STATUSES, context.index)
+        out[criterion_column(criterion.key)] = text_from_codes(code, STATUSES, context.index)
         points += met
         # Reasons are worded once per distinct combination of the values involved (cheap on big data).
         rows = np.flatnonzero(explain) if explain is not None else np.arange(n)
@@ -238,8 +239,8 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
             worded = [_reason(criterion, STATUSES[code[row]], {name: v[k] for name, v in values.items()}, labels)
                       for k, row in enumerate(first)]
             reason_code[rows] = codes  # combination k is worded by worded[k]
-        out[f"fw_{criterion.key}_reason"] = text_from_codes(reason_code, worded, context.index)
-    out["framework_points"] = pd.Series(points, index=context.index)
+        out[reason_column(criterion_column(criterion.key))] = text_from_codes(reason_code, worded, context.index)
+    out[FRAMEWORK_POINTS] = pd.Series(points, index=context.index)
     return pd.DataFrame(out, index=context.index)
 
 
@@ -247,6 +248,6 @@ def status_shares(flags: pd.DataFrame, framework: Framework) -> dict[str, dict[s
     """Share of records met / not_met / unknown for each criterion."""
     shares = {}
     for criterion in framework.criteria:
-        counts = pd.Series(flags[f"fw_{criterion.key}"]).value_counts(normalize=True)
+        counts = pd.Series(flags[criterion_column(criterion.key)]).value_counts(normalize=True)
         shares[criterion.key] = {s: round(float(counts.get(s, 0.0)), 6) for s in STATUSES}
     return shares

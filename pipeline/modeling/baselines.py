@@ -19,13 +19,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pipeline.contracts.features import FeatureSpec
+from pipeline.contracts.features import FRAMEWORK_POINTS, FeatureSpec
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("base_rate", "logistic_regression", "framework_points", "naive_bayes")
+BASELINES = ("base_rate", "logistic_regression", FRAMEWORK_POINTS, "naive_bayes")
 
-FRAMEWORK_POINTS = "framework_points"
 MISSING = "__missing__"   # missing text is a value of its own: a blank field often says something
 MIN_LEVEL_COUNT = 20      # rarer training levels share one one-hot column instead of overfitting one each
 NB_ALPHA = 1.0            # Laplace smoothing
@@ -47,7 +46,7 @@ def baseline_scores(train: pd.DataFrame, test: pd.DataFrame, specs: list[Feature
     if specs:
         scores["logistic_regression"] = _logistic_regression(labeled, test, specs, y=y, seed=seed)
     if any(s.name == FRAMEWORK_POINTS for s in specs):
-        scores["framework_points"] = _points_win_rate(labeled[FRAMEWORK_POINTS], y, test[FRAMEWORK_POINTS])
+        scores[FRAMEWORK_POINTS] = _points_win_rate(labeled[FRAMEWORK_POINTS], y, test[FRAMEWORK_POINTS])
     scores["naive_bayes"] = _naive_bayes(labeled, test, specs, y=y)
     return {name: scores[name] for name in BASELINES if name in scores}
 

@@ -73,7 +73,7 @@ class Calibration:
         return cls(method=d["method"], params=d.get("params", {}), chosen_by=chosen_by)
 
 
-def fit_calibration(y: np.ndarray, p: np.ndarray, *, method: str = "auto", seed: int = 0,
+def fit_calibration(y: np.ndarray, p: np.ndarray, *, method: str, seed: int,
                     folds: int = 5) -> Calibration:
     """Fit a calibration of raw probabilities ``p`` to labels ``y`` (the validation slice).
 
@@ -112,14 +112,14 @@ def fit_calibration(y: np.ndarray, p: np.ndarray, *, method: str = "auto", seed:
     return _fit(chosen, labels, raw, chosen_by={"cv_brier": cv_brier, "folds": folds})
 
 
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> float:
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int) -> float:
     """Mean gap between predicted and observed rates over equal-width bins, weighted by each bin's rows."""
     curve = reliability_curve(y, p, bins=bins)
     gaps = (curve["mean_predicted"] - curve["observed_rate"]).abs()
     return float((curve["count"] * gaps).sum() / curve["count"].sum())
 
 
-def reliability_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> pd.DataFrame:
+def reliability_curve(y: np.ndarray, p: np.ndarray, *, bins: int) -> pd.DataFrame:
     """Mean predicted probability and observed rate per equal-width bin of [0, 1], non-empty bins only.
 
     A row goes to bin ``floor(p * bins)``; 1.0 goes to the last bin.

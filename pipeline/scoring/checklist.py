@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts.features import FRAMEWORK_PREFIX, REASON_SUFFIX, FeatureSpec
+from pipeline.contracts.features import FRAMEWORK_PREFIX, REASON_SUFFIX, FeatureSpec, reason_column
 from pipeline.explain.text import join_strings, json_arrays, json_strings
 
 Column = tuple[str, str, np.ndarray, np.ndarray]  # criterion key, label, status per lead, reason per lead
@@ -25,7 +25,7 @@ def checklist(rows: pd.DataFrame, specs: list[FeatureSpec]) -> list[Column]:
     for name, label in criteria:
         if name not in rows.columns:
             continue
-        reason = rows.get(f"{name}{REASON_SUFFIX}")
+        reason = rows.get(reason_column(name))
         status = rows[name].astype(str).to_numpy(dtype=object)
         why = np.full(len(rows), None, dtype=object) if reason is None else \
             reason.astype(object).where(reason.notna(), None).to_numpy(dtype=object)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ScoreParams
-from pipeline.contracts.features import FRAMEWORK_POINTS, FRAMEWORK_PREFIX, FeatureSpec
+from pipeline.contracts.features import FRAMEWORK_POINTS, FRAMEWORK_PREFIX, FeatureSpec, reason_column
 from pipeline.errors import DataError
 from pipeline.explain.reasons import Groups, Ranked, Template, default_templates, load_templates, rank_reasons
 from pipeline.explain.shap import Explainer
@@ -56,7 +56,7 @@ class Scorer:
     def input_columns(self) -> list[str]:
         """What scoring reads from a feature-matrix file: keys, the model's features, framework reasons."""
         names = [s.name for s in self.model.specs]
-        reasons = [f"{n}_reason" for n in names if n.startswith(FRAMEWORK_PREFIX)]
+        reasons = [reason_column(n) for n in names if n.startswith(FRAMEWORK_PREFIX)]
         return list(dict.fromkeys(["record_id", "as_of", FRAMEWORK_POINTS, *names, *reasons]))
 
     def check_input_columns(self, header: list[str], path: Path) -> None:

@@ -12,6 +12,7 @@ import yaml
 
 from pipeline.cli import build_parser, main
 from pipeline.config import parse_settings
+from pipeline.data.generate import FLAT_FILE
 from pipeline.data.inspect import (
     Inspection,
     classify_outcome_value,
@@ -25,9 +26,9 @@ from pipeline.data.inspect import (
 )
 from pipeline.errors import DataError
 from pipeline.io.tables import sniff_delimiter
+from tests.conftest import REPO
 
-MAVEN = Path("/work/shared/data/maven_crm/sales_pipeline.csv")
-GENERATED_FLAT = Path(__file__).resolve().parents[2] / "data" / "raw" / "contacts_flat.csv"
+MAVEN = REPO.parent / "shared" / "data" / "maven_crm" / "sales_pipeline.csv"
 
 
 def validated(result: Inspection) -> dict:
@@ -123,10 +124,8 @@ def test_maven_pipeline_is_drafted_as_expected(tmp_path: Path, monkeypatch: pyte
 # ---------------------------------------------------------------- a flat export
 
 
-@pytest.mark.skipif(not GENERATED_FLAT.exists(), reason="run `leadscore generate` for the flat synthetic export")
-def test_generated_flat_export_is_drafted_as_expected(tmp_path: Path) -> None:
-    export = Path(shutil.copy(GENERATED_FLAT, tmp_path / GENERATED_FLAT.name))
-    result = inspect_file(export)
+def test_generated_flat_export_is_drafted_as_expected(small) -> None:
+    result = inspect_file(small.settings.paths.raw / FLAT_FILE)  # what `leadscore generate` writes beside the tables
     draft = validated(result)
     primary = draft["primary"]
     assert primary["outcome"] == {"column": "Converted", "won": ["1"], "lost": ["0"], "open": [""]}

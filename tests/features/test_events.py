@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipeline.features.intent import event_types, intent_features
-from tests.features.test_intent import TYPES, _events
+from tests.features.test_intent import HALF_LIFE, TYPES, _events
 
 
 def test_an_event_log_read_from_parquet_equals_the_frame(tmp_path) -> None:
@@ -26,8 +26,10 @@ def test_an_event_log_read_from_parquet_equals_the_frame(tmp_path) -> None:
     assert len(read.parts) == 2 and len(read) == 4
     as_of = pd.Series(pd.to_datetime(["2024-07-01"] * 3))
     keys = pd.Series(["l1", "l2", "l3"], dtype="string")
-    pd.testing.assert_frame_equal(intent_features(keys, as_of, read, types=TYPES, windows=[30]),
-                                  intent_features(keys, as_of, frame, types=TYPES, windows=[30]))
+    def built(log: EventLog | pd.DataFrame) -> pd.DataFrame:
+        return intent_features(keys, as_of, log, types=TYPES, windows=[30], half_life_days=HALF_LIFE)
+
+    pd.testing.assert_frame_equal(built(read), built(frame))
     assert event_types(read, limit=2) == event_types(frame, limit=2) == ["demo_request", "pricing_page_view"]
     assert read.latest() == pd.Timestamp("2024-06-04")
 

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.features.intent import NO_ACTIVITY_DAYS, event_types, intent_features
+from pipeline.config import FeaturesParams
+from pipeline.contracts.features import NO_ACTIVITY_DAYS
+from pipeline.features.intent import event_types, intent_features
 
 
 def _events(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -22,10 +24,11 @@ AS_OF = pd.Series(pd.to_datetime(["2024-06-30", "2024-06-30"]))
 
 
 TYPES = ["pricing_page_view", "demo_request", "webinar_attended"]
+HALF_LIFE = FeaturesParams().half_life_days
 
 
 def _intent(events: pd.DataFrame) -> pd.DataFrame:
-    return intent_features(KEYS, AS_OF, events, types=TYPES, windows=[7, 30, 90])
+    return intent_features(KEYS, AS_OF, events, types=TYPES, windows=[7, 30, 90], half_life_days=HALF_LIFE)
 
 
 def test_window_counts_and_recency_are_exact() -> None:
@@ -71,8 +74,8 @@ def test_account_roll_up_counts_every_contact_of_the_account_point_in_time() -> 
     events = _events([("l1", "demo_request", "2024-06-20"), ("l2", "pricing_page_view", "2024-06-05"),
                       ("l2", "pricing_page_view", "2024-06-25"), ("l3", "demo_request", "2024-01-01")])
     key_accounts = pd.DataFrame({"event_key": ["l1", "l2", "l3"], "account_key": ["acme", "acme", "globex"]})
-    out = intent_features(keys, as_of, events, types=TYPES, windows=[30], accounts=accounts,
-                          key_accounts=key_accounts)
+    out = intent_features(keys, as_of, events, types=TYPES, windows=[30], half_life_days=HALF_LIFE,
+                          accounts=accounts, key_accounts=key_accounts)
     # l1 (as of 06-30) sees all three acme events; l2 (as of 06-10) only the one before its date.
     assert out["acct_events_30d"].tolist() == [3, 1, 0]
     assert out["evt_pricing_page_view_30d"].tolist() == [0, 1, 0]
@@ -100,7 +103,7 @@ def test_records_sharing_a_key_each_see_their_own_window() -> None:
     as_of = pd.Series(pd.to_datetime(["2024-06-30", "2024-06-10", "2024-06-30"]))
     events = _events([("c1", "demo_request", "2024-06-05"), ("c1", "demo_request", "2024-06-20"),
                       ("nobody", "demo_request", "2024-06-20")])  # a key no record has: ignored
-    out = intent_features(keys, as_of, events, types=TYPES, windows=[30])
+    out = intent_features(keys, as_of, events, types=TYPES, windows=[30], half_life_days=HALF_LIFE)
     assert out["evt_demo_request_30d"].tolist() == [2, 1, 0]
     assert out["evt_demo_request_days_since"].tolist() == [10, 5, NO_ACTIVITY_DAYS]
 

@@ -6,6 +6,7 @@ from scipy.special import expit, logit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss
 
+from pipeline.config import EvaluateParams
 from pipeline.errors import ModelError
 from pipeline.modeling.calibration import (
     EPS,
@@ -14,6 +15,8 @@ from pipeline.modeling.calibration import (
     fit_calibration,
     reliability_curve,
 )
+
+BINS = EvaluateParams().calibration_bins
 
 
 def draw(rng: np.random.Generator, q: np.ndarray) -> np.ndarray:
@@ -32,10 +35,10 @@ def test_calibrating_on_one_half_fixes_the_other(rng: np.random.Generator) -> No
     q = rng.beta(2, 5, n)
     y, p = draw(rng, q), q**3  # raw scores far too low, as an over-confident model's would be
     fit_rows, held_out = slice(0, n // 2), slice(n // 2, n)
-    calibration = fit_calibration(y[fit_rows], p[fit_rows], seed=7)
+    calibration = fit_calibration(y[fit_rows], p[fit_rows], seed=7, method="auto")
     after = calibration.apply(p[held_out])
-    ece_before = expected_calibration_error(y[held_out], p[held_out])
-    ece_after = expected_calibration_error(y[held_out], after)
+    ece_before = expected_calibration_error(y[held_out], p[held_out], bins=BINS)
+    ece_after = expected_calibration_error(y[held_out], after, bins=BINS)
     assert ece_after < 0.02
     assert ece_after < ece_before / 2
     assert brier_score_loss(y[held_out], after) <= brier_score_loss(y[held_out], p[held_out])
@@ -44,7 +47,7 @@ def test_calibrating_on_one_half_fixes_the_other(rng: np.random.Generator) -> No
 @pytest.mark.parametrize("method", ["platt", "isotonic", "none"])
 def test_json_round_trip_applies_identically(rng: np.random.Generator, method: str) -> None:
     y, p = platt_world(rng)
-    fitted = fit_calibration(y, p, method=method)
+    fitted = fit_calibration(y, p, method=method, seed=0)
     loaded = Calibration.from_dict(json.loads(json.dumps(fitted.as_dict())))
     assert loaded == fitted
     grid = np.concatenate([np.linspace(0, 1, 1001), rng.random(500)])
@@ -54,14 +57,14 @@ def test_json_round_trip_applies_identically(rng: np.random.Generator, method: s
 def test_isotonic_breakpoints_reproduce_sklearn(rng: np.random.Generator) -> None:
     y, p = platt_world(rng)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1, increasing=True).fit(p, y)
-    calibration = fit_calibration(y, p, method="isotonic")
+    calibration = fit_calibration(y, p, method="isotonic", seed=0)
     grid = np.concatenate([np.linspace(0, 1, 2001), p])  # includes scores below and above the fitted range
     np.testing.assert_allclose(calibration.apply(grid), np.clip(iso.predict(grid), EPS, 1 - EPS), rtol=0, atol=1e-12)
 
 
 def test_auto_is_deterministic_and_prefers_platt_when_platt_is_the_truth(rng: np.random.Generator) -> None:
     y, p = platt_world(rng)
-    first, second = fit_calibration(y, p, seed=3), fit_calibration(y, p, seed=3)
+    first, second = fit_calibration(y, p, seed=3, method="auto"), fit_calibration(y, p, seed=3, method="auto")
     assert first.as_dict() == second.as_dict()
     assert first.method == "platt"
     cv = first.chosen_by["cv_brier"]
@@ -75,7 +78,7 @@ def test_auto_is_deterministic_and_prefers_platt_when_platt_is_the_truth(rng: np
 def test_auto_prefers_isotonic_for_a_step_shaped_truth(rng: np.random.Generator) -> None:
     p = rng.uniform(0.02, 0.98, 2000)
     y = draw(rng, np.where(p < 0.5, 0.15, 0.7))  # no sigmoid of the log-odds has this shape
-    calibration = fit_calibration(y, p, seed=3)
+    calibration = fit_calibration(y, p, seed=3, method="auto")
     assert calibration.method == "isotonic"
     cv = calibration.chosen_by["cv_brier"]
     assert cv["isotonic"] < cv["platt"]
@@ -118,16 +121,16 @@ def test_none_returns_input_and_others_stay_inside_zero_one(rng: np.random.Gener
 ])
 def test_bad_inputs_raise_value_error(y: list[float], p: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        fit_calibration(np.array(y), np.array(p), method="platt")
+        fit_calibration(np.array(y), np.array(p), method="platt", seed=0)
     with pytest.raises(ValueError, match=message):
-        expected_calibration_error(np.array(y), np.array(p))
+        expected_calibration_error(np.array(y), np.array(p), bins=BINS)
 
 
 def test_unknown_methods_are_refused() -> None:
     with pytest.raises(ModelError, match="magic"):
         Calibration.from_dict({"method": "magic", "params": {}})
     with pytest.raises(ValueError, match="magic"):
-        fit_calibration(np.array([0, 1]), np.array([0.2, 0.8]), method="magic")
+        fit_calibration(np.array([0, 1]), np.array([0.2, 0.8]), method="magic", seed=0)
 
 
 @pytest.mark.parametrize("entry", [
@@ -146,7 +149,7 @@ def test_damaged_entries_raise_model_error(entry: dict) -> None:
 def test_too_few_of_a_class_falls_back_with_a_reason(rng: np.random.Generator, n_won: int, expected: str) -> None:
     y = np.array([1] * n_won + [0] * (200 - n_won))
     p = np.clip(rng.uniform(0, 0.3, 200) + 0.4 * y, 0, 1)
-    calibration = fit_calibration(y, p, folds=5)
+    calibration = fit_calibration(y, p, folds=5, method="auto", seed=0)
     assert calibration.method == expected
     assert "too few to cross-validate" in calibration.chosen_by["reason"]
     assert "cv_brier" not in calibration.chosen_by
