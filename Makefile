@@ -13,7 +13,7 @@ SHAP_BENCH_ARGS ?=
 SCORE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint imports typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: venv
 	dvc repro
 	dvc metrics show
+
+# dvc.lock as a fresh clone's `make run` writes it, computed in a temporary copy (tools/fresh-lock.sh):
+# run it after changing pipeline/, params.yaml or dvc.yaml, and commit dvc.lock with the change.
+lock: venv
+	tools/fresh-lock.sh
 
 test: lint imports typecheck pytest
 

@@ -136,7 +136,7 @@ class EventsParams(FileParams):
 
 
 class SourceParams(_Section):
-    """Where the export is and how its columns map onto fields. See README, "Use your own CRM export"."""
+    """Where the export is and how its columns map onto fields. See docs/own-export.md."""
 
     kind: Literal["synthetic", "flat", "relational"] = "synthetic"
     dir: Path = Path("data/raw")                  # relative file names below resolve against this folder

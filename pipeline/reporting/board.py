@@ -200,7 +200,7 @@ def _environment() -> Environment:
 
 
 def drift_rows(report: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What the board shows of a drift report (pipeline.drift): the score and each feature above watch."""
+    """What the board shows of a drift report (pipeline.modeling.drift): the score and each feature above watch."""
     if not report or not report.get("rows"):
         return None
     items = [{"label": "Score", **report["score"]}] if report["score"].get("status") not in (None, "ok") else []

@@ -1,4 +1,4 @@
-"""pipeline.treeshap against LightGBM's own pred_contrib: every row within 1e-6, on the cases that broke
+"""pipeline.explain.treeshap against LightGBM's own pred_contrib: every row within 1e-6, on the cases that broke
 FastTreeSHAP (NaN rows, categorical splits, unseen codes) and on every table / fallback route."""
 
 import re
