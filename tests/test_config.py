@@ -1,8 +1,10 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline.config import ConfigError, Settings, load_settings, parse_settings
+from pipeline.cli import main
+from pipeline.config import ConfigError, Settings, load_settings, parse_settings, read_settings
 from tests.conftest import REPO
 
 
@@ -10,8 +12,9 @@ def test_repo_params_load_and_match_the_declared_defaults() -> None:
     settings = load_settings(REPO / "params.yaml")
     assert settings.source.kind == "synthetic"
     assert settings.generate.n_leads == 20_000
-    # params.yaml states every default explicitly: loading it equals the code's defaults.
-    assert settings.model_dump(exclude={"paths", "source"}) == Settings().model_dump(exclude={"paths", "source"})
+    # params.yaml is the defaults written out, every key of it: so an example (or any partial params
+    # file) layered over the code's defaults is layered over params.yaml.
+    assert read_settings(REPO / "params.yaml") == parse_settings({})
     assert settings.source.dir == settings.paths.raw  # the synthetic export is read where generate writes it
 
 
@@ -68,3 +71,25 @@ def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_settings(empty).train == Settings().train
+
+
+# ---------------------------------------------------------------- the shipped params and examples
+
+EXAMPLES = sorted((REPO / "examples").glob("*/params.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_an_example_holds_only_its_source_and_takes_every_other_key_from_the_defaults(example: Path) -> None:
+    assert list(yaml.safe_load(example.read_text())) == ["source"]
+    settings, defaults = read_settings(example), read_settings(REPO / "params.yaml")
+    assert settings.model_copy(update={"source": defaults.source}) == defaults
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_leadscore_params_prints_every_key_of_an_example_and_reads_back_the_same(example: Path, capsys,
+                                                                                 tmp_path: Path) -> None:
+    assert main(["params", "-q", "--params", str(example)]) == 0
+    printed = tmp_path / "params.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert read_settings(printed) == read_settings(example)
+    assert set(yaml.safe_load(printed.read_text())) == set(parse_settings({}).model_dump())

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.config import Settings, load_settings, parse_settings, read_settings
+from pipeline.config import Settings, load_settings
 from pipeline.data.ingest import IngestResult
 from pipeline.stages import evaluate, features, generate, ingest, score, train
 from tests.conftest import REPO
@@ -22,28 +22,6 @@ from tests.integration.test_dvc_smoke import _run
 pytestmark = pytest.mark.slow
 MAVEN = REPO.parent / "shared" / "data" / "maven_crm"
 EXAMPLES = sorted((REPO / "examples").glob("*/params.yaml"))
-
-
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
-def test_an_example_holds_only_its_source_and_takes_every_other_key_from_the_defaults(example: Path) -> None:
-    assert list(yaml.safe_load(example.read_text())) == ["source"]
-    settings, defaults = read_settings(example), read_settings(REPO / "params.yaml")
-    assert settings.model_copy(update={"source": defaults.source}) == defaults
-
-
-def test_the_shipped_params_file_is_the_defaults_written_out() -> None:
-    # So an example (or any partial params file) layered over the code's defaults is layered over params.yaml.
-    assert read_settings(REPO / "params.yaml") == parse_settings({})
-
-
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
-def test_leadscore_params_prints_every_key_of_an_example_and_reads_back_the_same(example: Path, capsys,
-                                                                                 tmp_path: Path) -> None:
-    assert main(["params", "-q", "--params", str(example)]) == 0
-    printed = tmp_path / "params.yaml"
-    printed.write_text(capsys.readouterr().out)
-    assert read_settings(printed) == read_settings(example)
-    assert set(yaml.safe_load(printed.read_text())) == set(parse_settings({}).model_dump())
 
 
 def _local_settings(example: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -136,7 +114,6 @@ def test_dvc_repro_with_the_maven_params(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not MAVEN.exists(), reason="shared/data/maven_crm is not beside the repository")
 def test_a_novice_goes_from_inspect_to_scores_with_the_unedited_draft(tmp_path, monkeypatch, capsys) -> None:
-    from pipeline.cli import main
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     shutil.copy(MAVEN / "sales_pipeline.csv", tmp_path)
