@@ -45,7 +45,7 @@ def quiet_loggers(*names: str) -> None:
 
 
 @contextmanager
-def progress_bar(total: int | None, *, enabled: bool, label: str = "scoring") -> Iterator[Callable[[int], None]]:
+def progress_bar(total: int | None, *, enabled: bool) -> Iterator[Callable[[int], None]]:
     """A rows and rows/s progress bar on stderr when ``enabled`` (a terminal); a no-op otherwise."""
     if not enabled:
         yield lambda n: None
@@ -58,7 +58,7 @@ def progress_bar(total: int | None, *, enabled: bool, label: str = "scoring") ->
         def render(self, task: Any) -> Text:
             return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), RowsPerSecond(),
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), RowsPerSecond(),
                   TimeElapsedColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task("score", total=total)
         yield lambda n: bar.advance(task, n)

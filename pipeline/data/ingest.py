@@ -114,9 +114,8 @@ def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame
 
     The frame's index is the file line of each row (header = line 1) when it can be known.
     """
-    if path.is_dir():
-        raise DataError(f"{name}: {path} is a folder, not a file")
-    reader = TableReader(path, label=name, delimiter=spec.delimiter, encoding=spec.encoding, blanks_null=False)
+    reader = TableReader(path, label=name, delimiter=spec.delimiter, encoding=spec.encoding, blanks_null=False,
+                         folders=False)
     table = reader.read()
     if reader.format == "parquet":
         frame = table.to_pandas().astype("string")

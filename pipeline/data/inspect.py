@@ -200,10 +200,8 @@ class RawTable:
 def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None = None) -> RawTable:
     """Read ``path`` (CSV or Parquet) as text, its delimiter and encoding detected unless given.
     Raises DataError with a plain message if it cannot."""
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; give the export file itself")
     reader = TableReader(path, delimiter=delimiter, encoding=encoding, blanks_null=False, repeated_headers="drop",
-                         encoding_fix="try --encoding latin-1")
+                         folders=False, encoding_fix="try --encoding latin-1")
     table = reader.read()
     frame = pd.DataFrame({name: table.column(name).to_pandas().astype("string").fillna("").astype(str)
                           for name in reader.columns}, index=pd.RangeIndex(table.num_rows))

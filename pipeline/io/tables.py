@@ -128,11 +128,12 @@ class TableReader:
     kept in :attr:`malformed` for the caller to quarantine. ``delimiter`` or ``encoding`` None:
     detected. ``columns`` limits what is read (a column the file lacks is left out: the caller
     names what it needs). ``label`` (e.g. the table's name in the source mapping) starts every
-    error message; ``encoding_fix`` says how to give another encoding."""
+    error message; ``encoding_fix`` says how to give another encoding. ``folders`` False: a
+    folder (a partitioned Parquet dataset) is refused, for an export that names one file."""
 
     def __init__(self, path: Path, *, label: str | None = None, delimiter: str | None = ",",
                  encoding: str | None = "utf-8", columns: list[str] | None = None, blanks_null: bool = True,
-                 repeated_headers: Literal["refuse", "drop"] = "refuse",
+                 repeated_headers: Literal["refuse", "drop"] = "refuse", folders: bool = True,
                  encoding_fix: str = "set its encoding (e.g. encoding: latin-1) in the source mapping") -> None:
         self.path, self.blanks_null, self.encoding_fix = path, blanks_null, encoding_fix
         self._where = f"{label}: {path}" if label else str(path)
@@ -141,6 +142,9 @@ class TableReader:
         self._seen: set[tuple[int | None, str]] = set()
         if not path.exists():
             raise DataError(f"{label + ': ' if label else ''}file not found: {path}")
+        if path.is_dir() and not folders:
+            raise DataError(f"{self._where} is a folder, not a file; name the export file itself")
+        self._head = b"" if path.is_dir() else self._read_head()
         self.format = "parquet" if self._is_parquet() else "csv"
         self.delimiter: str | None = None
         self.encoding: str | None = None
@@ -148,7 +152,7 @@ class TableReader:
             names = self._parquet_names()
         else:
             self.encoding = self._encoding(encoding)
-            self.delimiter = delimiter or sniff_delimiter(self._sample().decode(self.encoding, errors="ignore")
+            self.delimiter = delimiter or sniff_delimiter(self._head.decode(self.encoding, errors="ignore")
                                                           .lstrip("\ufeff"))
             names = self._csv_header()
         self.header = names
@@ -163,9 +167,10 @@ class TableReader:
             return True
         if self.path.name.lower().endswith(PARQUET_SUFFIXES):
             return True
-        return self._sample()[:4] == b"PAR1"
+        return self._head[:4] == b"PAR1"
 
-    def _sample(self) -> bytes:
+    def _read_head(self) -> bytes:
+        """The file's first bytes: what tells its kind and its delimiter."""
         try:
             with self.path.open("rb") as fh:
                 return fh.read(SAMPLE_BYTES)
@@ -173,7 +178,7 @@ class TableReader:
             raise DataError(f"{self._where} cannot be read: {exc.strerror or exc}") from None
 
     def _encoding(self, encoding: str | None) -> str:
-        head = self._sample()
+        head = self._head
         if not head.strip():
             raise DataError(f"{self._where} is empty")
         reason = binary_file_reason(head)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,11 @@ class Scorer:
     @cached_property
     def groups(self) -> Groups:
         return Groups.of(self.model.specs)
+
+    @cached_property
+    def drift_reference(self) -> dict[str, Any]:
+        """The training distributions the drift counts of every chunk are taken against."""
+        return self.model.meta.drift_reference.model_dump(mode="json")
 
     @cached_property
     def templates(self) -> tuple[Template, ...]:
@@ -128,7 +134,7 @@ class Scorer:
         and its drift counts."""
         good, quarantined = quarantine_rows(chunk, self.model.specs)
         scores = self.score(good, scored_at=scored_at, detail=detail)
-        counter = DriftCounter(self.model.meta.drift_reference.model_dump(mode="json"))
+        counter = DriftCounter(self.drift_reference)
         counter.add(good, scores["score"].to_numpy())
         return scores, quarantined, counter
 
