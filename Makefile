@@ -13,7 +13,7 @@ SHAP_BENCH_ARGS ?=
 SCORE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui exps clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -74,6 +74,10 @@ bench-score: venv
 
 mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+# The experiments side by side in 120 columns: the headline metrics and only the params that differ.
+exps: venv
+	dvc exp show --no-pager --only-changed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,7 +1,7 @@
 """`leadscore` command line: argument parsing only; the work is in the stage modules (pipeline.stages).
 
 Exit codes: 0 ok, 1 internal error, 2 bad params or usage, 3 bad input data, 4 model missing or
-mismatched, 130 interrupted.
+mismatched, 5 MLflow registry unreachable or damaged, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -141,9 +141,13 @@ def _rollback(settings: Settings, to_version: str | None) -> None:
     from pipeline.mlops.registry import rollback
     from pipeline.mlops.tracking import Store
 
-    new, old = rollback(Store.of(settings.registry, mlflow_db=settings.paths.mlflow_db), to_version)
-    print(f"{settings.registry.model_name}: version {new.version} is the champion again "
-          f"(was version {old.version}, now kept as previous_champion). Rescore: dvc repro -f score")
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=settings.paths.mlflow_db)
+    new, old, warnings = rollback(store, to_version)
+    for warning in warnings:
+        log.warning("%s", warning)
+    again = "again" if new.was_champion else "now (it never was before)"
+    print(f"{store.model_name}: version {new.version} is the champion {again}; version {old.version} is kept as "
+          "previous_champion. Rescore: dvc repro -f score")
 
 
 def _score(settings: Settings, args: argparse.Namespace) -> None:

@@ -33,8 +33,10 @@ class PathsParams(_Section):
     interim: Path = Path("data/interim")
     features: Path = Path("data/features")
     models: Path = Path("models")
-    metrics: Path = Path("reports/metrics.json")
+    metrics: Path = Path("reports/metrics.json")          # the headline figures (dvc metrics show)
+    evaluation: Path = Path("reports/evaluation.json")    # every figure: baselines, intervals, backtest, grades
     plots: Path = Path("reports/plots")
+    figures: Path = Path("reports/figures")               # the same curves and the backtest as PNGs
     scores: Path = Path("data/scores")
     ingest_report: Path = Path("reports/ingest.json")
     features_report: Path = Path("reports/features.json")
@@ -217,6 +219,9 @@ class GenerateParams(_Section):
     events_per_lead: float = Field(8.0, ge=0)
     start_date: date = date(2023, 1, 1)
     export_date: date = date(2025, 12, 31)
+    # The world's horizon: with a later date, each export_date is a later export of one world
+    # (more deals closed, new leads opened). None: the world ends on the export date.
+    world_end_date: date | None = None
     dirty_fraction: float = Field(0.01, ge=0, le=0.5)
     signal_scale: float = Field(1.0, ge=0)
 
@@ -224,6 +229,8 @@ class GenerateParams(_Section):
     def _dates_in_order(self) -> GenerateParams:
         if (self.export_date - self.start_date).days < 180:
             raise ValueError("export_date must be at least 180 days after start_date")
+        if self.world_end_date is not None and self.world_end_date < self.export_date:
+            raise ValueError("world_end_date must not be before export_date (an export cannot see past its world)")
         return self
 
 
@@ -293,10 +300,11 @@ class SufficiencyParams(_Section):
 
 class RegistryParams(_Section):
     """The MLflow names: train logs a run and registers a version, evaluate moves the champion alias,
-    score fetches the champion."""
+    score fetches the champion. Each export has a registered model of its own: ``model_name`` null
+    derives it from the ``source:`` mapping (pipeline.mlops.tracking.registered_name)."""
 
     experiment_name: str = "leadscore"
-    model_name: str = "leadscore"
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class EvaluateParams(_Section):
@@ -304,6 +312,7 @@ class EvaluateParams(_Section):
     bootstrap_rounds: int = Field(500, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
     calibration_bins: int = Field(10, ge=2, le=100)
+    backtest_windows: int = Field(4, ge=0, le=24)  # rolling-origin windows of the holdout's size; 0: none
 
     @model_validator(mode="after")
     def _fractions_in_range(self) -> EvaluateParams:
@@ -313,10 +322,14 @@ class EvaluateParams(_Section):
 
 
 class GatesParams(_Section):
-    """What a trained model must pass before it becomes the champion that scoring uses."""
+    """What a trained model must pass before it becomes the champion that scoring uses. Every
+    comparison is a paired bootstrap on the same holdout (``evaluate.bootstrap_rounds``, ``confidence``)."""
 
     must_beat_baselines: bool = True
-    promote_margin: float = Field(0.005, ge=0, le=0.5)
+    baseline_tolerance: float = Field(0.01, ge=0, le=0.5)   # AUC below a baseline's that still counts as a match
+    auc_tolerance: float = Field(0.01, ge=0, le=0.5)        # AUC below the champion's a challenger may rank
+    brier_tolerance: float = Field(0.0, ge=0, le=0.5)       # Brier above the champion's a challenger may score
+    max_champion_age_days: int = Field(180, ge=0)            # an older champion yields to an equal challenger; 0: never
 
 
 class GradesParams(_Section):
@@ -435,7 +448,10 @@ def _describe(err: ValidationError, source: str) -> str:
             value = e.get("input")
             shown = f" (got {value!r})" if not isinstance(value, dict) else ""
             lines.append(f"{key}: {e['msg']}{shown}")
-    return f"invalid params in {source}:\n  " + "\n  ".join(lines)
+    # `dvc exp run -S key=value` writes the value into params.yaml before running: a bad one stays there.
+    restore = (f"\nFix the key(s) above; if `dvc exp run -S` wrote the value, `git checkout {Path(source).name}` "
+               "restores the file.") if source.endswith((".yaml", ".yml")) else ""
+    return f"invalid params in {source}:\n  " + "\n  ".join(lines) + restore
 
 
 def parse_settings(raw: Any, *, source: str = "params") -> Settings:

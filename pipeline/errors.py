@@ -25,3 +25,10 @@ class ModelError(LeadscoreError):
     """The model to score with is missing or does not match the features."""
 
     exit_code = 4
+
+
+class RegistryError(LeadscoreError):
+    """The MLflow tracking store or registry cannot be reached, or is damaged: nothing is promoted and
+    nothing is scored with a model it cannot vouch for."""
+
+    exit_code = 5

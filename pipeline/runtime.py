@@ -45,6 +45,19 @@ def quiet_loggers(*names: str) -> None:
 
 
 @contextmanager
+def quieted(*names: str) -> Iterator[None]:
+    """``quiet_loggers`` for the duration of a block (the loggers' levels restored after)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    quiet_loggers(*names)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextmanager
 def progress_bar(total: int | None, *, enabled: bool) -> Iterator[Callable[[int], None]]:
     """A rows and rows/s progress bar on stderr when ``enabled`` (a terminal); a no-op otherwise."""
     if not enabled:

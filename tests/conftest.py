@@ -117,3 +117,12 @@ def truth_for(prepared: Prepared, rows: pd.DataFrame) -> pd.Series:
     """True conversion probability for each feature-matrix row (record_id is the deal id)."""
     truth = prepared.export.truth.set_index("deal_id")["p_true"]
     return truth.reindex(rows["record_id"].to_numpy()).set_axis(rows.index)
+
+
+def holder(store: Any, alias: str = "champion") -> Any:
+    """The registry version holding ``alias`` (the test fails if none does)."""
+    from pipeline.mlops import registry
+
+    version = registry.aliased(store, alias)
+    assert version is not None, f"no version of {store.model_name} holds {alias}"
+    return version

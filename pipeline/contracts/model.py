@@ -12,6 +12,8 @@ so it is no DVC output and does not enter the model's hash.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,14 +115,42 @@ class ModelMeta(_Contract):
         return self.model_dump(mode="json")
 
 
+class OutcomeChange(_Contract):
+    """The closed deals a model learnt from, against those of the registered model before it."""
+
+    previous_version: str | None  # the registry version compared with (the champion, else the newest); None: none
+    outcomes: int                 # closed deals (won or lost) in the feature matrix
+    won: int
+    added: int | None             # closed now and not closed for the previous model (None: its list is unknown)
+    added_won: int | None
+    added_by_slice: dict[str, int] | None  # where the added deals went: train, valid, test (the newest)
+    relabelled: int | None        # closed for both, with the other outcome now
+    dropped: int | None           # closed for the previous model, absent or open now
+
+    def sentence(self) -> str:
+        """In plain words, for logs and the model card."""
+        head = f"{self.outcomes:,} closed deals ({self.won:,} won)"
+        if self.previous_version is None:
+            return head + "; no earlier registered model to compare with"
+        if self.added is None:
+            return head + (f"; version {self.previous_version}'s own list is not in its MLflow run, so what "
+                           "changed is unknown")
+        where = ", ".join(f"{n:,} to {name}" for name, n in (self.added_by_slice or {}).items() if n)
+        return (head + f": {self.added:,} added since version {self.previous_version} ({self.added_won:,} won"
+                + (f"; {where}" if where else "") + f"), {self.relabelled:,} relabelled, {self.dropped:,} dropped")
+
+
 class Provenance(_Contract):
-    """``provenance.json``: where a model came from (tied to it by its sha256)."""
+    """``provenance.json``: where a model came from (tied to it by its sha256), and what its training
+    outcomes added to the model before it (which depends on the registry's history, so it is no part
+    of the model's bytes)."""
 
     model_sha256: str
     trained_at: str              # UTC, ISO 8601
     git_commit: str | None       # HEAD of the checkout the train stage ran in; None outside git
     git_dirty: bool | None       # tracked files differed from HEAD
     leadscore_version: str
+    outcomes: OutcomeChange | None = None
 
     def commit_text(self) -> str | None:
         """The commit as a model card shows it: ``<sha>``, ``<sha>+dirty``, or None."""
@@ -132,6 +162,17 @@ class Provenance(_Contract):
 # Keys of metadata written before the metadata was typed, and what became of them.
 _LEGACY_KEYS = {"git_commit": "moved to provenance.json", "trained_at": "moved to provenance.json",
                 "registry_version": "the registry's, never the model's"}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The MLflow model a training run registers (built by :func:`pipeline.scoring.pyfunc.package`,
+    logged by :func:`pipeline.mlops.tracking.log_training_run`)."""
+
+    code: Path                  # the model-from-code file MLflow keeps and runs on load (no pickle)
+    artifacts: dict[str, str]   # artifact name -> local folder
+    signature: Any              # an mlflow.models.ModelSignature
+    pip_requirements: list[str]
 
 
 def parse_model_meta(raw: Any, *, where: str) -> ModelMeta:
@@ -161,6 +202,15 @@ def read_model_meta(path: Path) -> ModelMeta:
 
 def write_model_meta(path: Path, meta: ModelMeta) -> None:
     write_json(path, meta.as_json())
+
+
+def bundle_sha256(model_text: bytes, meta_text: bytes) -> str:
+    """One sha256 over everything scoring reads: the LightGBM text and the metadata beside it, so a
+    changed calibration or feature spec is caught as surely as a changed tree."""
+    digest = hashlib.sha256()
+    for part in (model_text, meta_text):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
 
 
 def read_provenance(path: Path, *, model_sha256: str) -> Provenance | None:

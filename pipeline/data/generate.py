@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 
 from pipeline.config import GenerateParams
 from pipeline.contracts.files import TRUTH_FILE
-from pipeline.io.files import atomic_path
+from pipeline.errors import DataError
+from pipeline.io.files import atomic_path, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ LOST_SPELLINGS = ("Closed Lost", "Closed Lost", "Closed Lost", "closed lost", "L
 INTERCEPT = -2.2
 FLAT_ID_BASE = 100_001
 FLAT_FILE = "contacts_flat.csv"
+MANIFEST_FILE = ".generated.json"  # in paths.raw: the sha256 of each file the generator wrote there
 
 _WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Wonka", "Hooli", "Vandelay",
           "Soylent", "Tyrell", "Cyberdyne", "Aperture", "Massive", "Dynamic", "Blue", "Red", "North",
@@ -235,8 +237,12 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
 
     n = params.n_leads
     start = np.datetime64(params.start_date, "D")
+    # The world runs to its horizon; the export shows it as it stood on the export date. With a later
+    # horizon, two export dates are two exports of one world: what was closed stays closed with the
+    # same outcome, open deals close, new leads arrive.
     export = np.datetime64(params.export_date, "D")
-    span_days = int((export - start) / DAY)
+    horizon = np.datetime64(params.world_end_date or params.export_date, "D")
+    span_days = int((horizon - start) / DAY)
 
     # Leads: a few accounts hold many contacts (Zipf-like), most hold one or two.
     acc_idx = np.minimum(rng.zipf(1.6, n) - 1, params.n_accounts - 1)
@@ -255,11 +261,15 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
 
     # Deals: opened a few days after the lead; decided after a sales cycle. Undecided by the
     # export date means open: those are the leads to score.
-    deal_created = np.minimum(created + np.round(rng.gamma(2.0, 4.0, n)).astype(np.int64) * DAY, export - DAY)
+    deal_created = np.minimum(created + np.round(rng.gamma(2.0, 4.0, n)).astype(np.int64) * DAY, horizon - DAY)
     cycle = np.round(rng.gamma(2.5, 25.0, n) + 7).astype(np.int64)
     decided = deal_created + cycle * DAY
+    # In the world, activity runs up to the decision (or the horizon); the export sees what happened
+    # before its date, and calls a deal undecided then open.
+    as_of = np.where(decided >= horizon, horizon, decided)
     is_open = np.asarray(decided >= export, dtype=bool)
-    as_of = np.where(is_open, export, decided)
+    export_as_of = np.where(is_open, export, decided)
+    seen_lead, seen_deal = created < export, deal_created < export
     amount = np.round(np.sqrt(acc["employees"][acc_idx]) * 1500 * rng.lognormal(0, 0.4, n), -2)
     budget_known = rng.random(n) < 0.65
     budget = np.where(budget_known, np.round(amount * rng.lognormal(0.0, 0.45, n), -3), np.nan)
@@ -303,7 +313,7 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     won = rng.random(n) < p_true
 
     # Activity after the decision date (onboarding mail, docs): it must never enter features.
-    post_counts = np.where(is_open, 0, rng.poisson(np.where(won, 3.0, 0.4)))
+    post_counts = np.where(decided >= horizon, 0, rng.poisson(np.where(won, 3.0, 0.4)))
     post_lead = np.repeat(np.arange(n), post_counts)
     post_type = _pick(rng, post_lead.shape[0], POST_CLOSE_MIX)
     post_after = rng.uniform(0.0, 60.0, post_lead.shape[0])
@@ -314,9 +324,13 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     ])
     all_lead = np.concatenate([ev_lead, post_lead])
     all_type = np.concatenate([ev_type, post_type])
-    keep = ts < export.astype("datetime64[s]")
+    keep = ts < horizon.astype("datetime64[s]")
     order = np.argsort(ts[keep], kind="stable")
     all_lead, all_type, ts = all_lead[keep][order], all_type[keep][order], ts[keep][order]
+    # What the export holds of it: events before the export date; the report's counts as of each
+    # lead's decision, or the export date while it is open.
+    report_age = age_days - ((as_of - export_as_of) / DAY).astype(float)[ev_lead]
+    seen_event = report_age > 0
 
     lead_ids = _ids("L", n, 7)
     deal_ids = _ids("D", n, 7)
@@ -327,21 +341,29 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     )
     events = _events_table(rng, lead_ids=lead_ids, lead_idx=all_lead, type_idx=all_type, ts=ts,
                            dirty_fraction=params.dirty_fraction)
+    events = events.filter(pa.array(ts < export.astype("datetime64[s]")))
     flat_rng = np.random.default_rng([seed, 1])  # its own stream: the flat report leaves the rest unchanged
     flat = _flat_report(
         flat_rng, leads=leads, accounts=accounts, acc_idx=acc_idx, deals=deals, won=won, is_open=is_open,
-        decided=decided, ev_lead=ev_lead, ev_type=ev_type, age_days=age_days, dirty_fraction=params.dirty_fraction,
+        decided=decided, ev_lead=ev_lead[seen_event], ev_type=ev_type[seen_event], age_days=report_age[seen_event],
+        dirty_fraction=params.dirty_fraction,
     )
     accounts = _dirty_accounts(rng, accounts, params.dirty_fraction)
     leads = _dirty_leads(rng, leads, params.dirty_fraction)
     deals = _dirty_deals(rng, deals, params.dirty_fraction)
+    # Dirt is drawn for the whole world, so one row is dirty in every export that holds it.
+    leads = leads[leads["lead_id"].isin(lead_ids[seen_lead])].reset_index(drop=True)
+    deals = deals[deals["deal_id"].isin(deal_ids[seen_deal])].reset_index(drop=True)
+    flat = flat[flat["Record ID"].isin(FLAT_ID_BASE + np.flatnonzero(seen_lead))].reset_index(drop=True)
 
     truth = pd.DataFrame({
         "lead_id": lead_ids, "deal_id": deal_ids, "p_true": p_true, "won": won,
-        "is_open": is_open, "as_of": as_of.astype("datetime64[s]"), "flat_record_id": FLAT_ID_BASE + np.arange(n),
-    })
+        "is_open": is_open, "as_of": export_as_of.astype("datetime64[s]"),
+        "flat_record_id": FLAT_ID_BASE + np.arange(n),
+    })[seen_deal].reset_index(drop=True)
     log.info("generated %d accounts, %d leads (%d open), %d events; true won rate of closed deals %.3f",
-             len(accounts), n, int(is_open.sum()), events.num_rows, float(won[~is_open].mean()))
+             len(accounts), int(seen_deal.sum()), int((is_open & seen_deal).sum()), events.num_rows,
+             float(won[~is_open & seen_deal].mean()))
     return SyntheticExport(accounts=accounts, leads=leads, deals=deals, events=events, truth=truth, flat=flat)
 
 
@@ -532,9 +554,11 @@ def _mask(n: int, idx: np.ndarray) -> pa.Array:
 
 def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path) -> dict[str, Path]:
     """Write the four tables and the flat report to ``raw_dir`` as CSV (what CRMs export), and the
-    ground truth to ``truth_dir``, each atomically."""
+    ground truth to ``truth_dir``, each atomically. ``raw_dir`` is the generator's: a file in it
+    that changed since it was written is never overwritten (:func:`refuse_edited`)."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
+    refuse_edited(raw_dir)
     tables: dict[str, pa.Table] = {
         "accounts": pa.Table.from_pandas(export.accounts, preserve_index=False),
         "leads": pa.Table.from_pandas(export.leads, preserve_index=False),
@@ -551,9 +575,30 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path) -> 
     truth_path = truth_dir / TRUTH_FILE
     with atomic_path(truth_path) as tmp:
         pq.write_table(pa.Table.from_pandas(export.truth, preserve_index=False), tmp)
-    written["truth"] = truth_path
     flat_path = raw_dir / FLAT_FILE
     with atomic_path(flat_path) as tmp:
         export.flat.to_csv(tmp, index=False)
     written["flat"] = flat_path
+    write_json(raw_dir / MANIFEST_FILE, {path.name: sha256_file(path) for path in written.values()})
+    written["truth"] = truth_path
     return written
+
+
+def refuse_edited(raw_dir: Path) -> None:
+    """Fail, naming the files, if the generator's folder holds a file it wrote that has changed since
+    (new outcomes appended by hand, say): generating again would silently throw that away."""
+    manifest = raw_dir / MANIFEST_FILE
+    recorded: dict[str, str] = read_json(manifest) if manifest.exists() else {}
+    names = [f"{name}.csv" for name in EXPORT_COLUMNS] + [FLAT_FILE]
+    present = [name for name in names if (raw_dir / name).exists()]
+    edited = [name for name in present if recorded.get(name) != sha256_file(raw_dir / name)]
+    if edited:
+        one = len(edited) == 1
+        why = f"changed after `leadscore generate` wrote {'it' if one else 'them'}" if recorded else \
+            f"{'was' if one else 'were'} not written by `leadscore generate` (there is no {MANIFEST_FILE})"
+        raise DataError(
+            f"{raw_dir}: {', '.join(edited)} {why}; generating the synthetic "
+            "export again would overwrite them. That folder is the generator's. To retrain on outcomes you add, "
+            "keep your export in a folder of your own and point source.dir at it (docs/retraining.md); to see the "
+            "demo world later, change generate.export_date (with generate.world_end_date); "
+            f"to discard the edits, delete {raw_dir}")

@@ -150,6 +150,24 @@ def _features(card: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _outcomes(card: dict[str, Any]) -> list[str]:
+    sentence = card.get("training_outcomes")
+    return ["## Training outcomes", "", f"Trained on {sentence}."] if sentence else []
+
+
+def _backtest(card: dict[str, Any]) -> list[str]:
+    windows: list[dict[str, Any]] = card.get("backtest") or []
+    if not windows:
+        return []
+    rows = [[w["window"], f"{w['test_from']} to {w['test_to']}", _fmt("deals", w["train_deals"]),
+             _fmt("deals", w["test_deals"]), _fmt("roc_auc", w["roc_auc"]), _fmt("lift_top_10pct", w["lift_top_10pct"]),
+             _fmt("ece", w["ece"]) if not w.get("skipped") else w["skipped"]] for w in windows]
+    return ["## Backtest over time", "",
+            "Each window: a model trained as this one was, on the deals decided before the window, tested on it.", "",
+            *_table(["window", "decided", "trained on", "tested on", "ROC AUC", "lift top 10 %", "ECE"], rows),
+            "", f"{card.get('backtest_summary', '')}."]
+
+
 def _limits(card: dict[str, Any]) -> list[str]:
     limits: list[str] = card.get("limits") or []
     return ["## Known limits", "", *(f"- {limit}" for limit in limits)] if limits else []
@@ -184,6 +202,9 @@ def card_contents(meta: ModelMeta, *, provenance: Provenance | None, metrics: di
         "baselines": metrics.get("baselines", {}),
         "conversion_by_grade": metrics.get("conversion_by_grade", {}),
         "calibration": meta.calibration.model_dump(),
+        "training_outcomes": (provenance.outcomes.sentence() if provenance and provenance.outcomes else None),
+        "backtest": metrics.get("backtest", []),
+        "backtest_summary": metrics.get("backtest_summary"),
         "gates": promotion["gates"],
         "promoted": promotion["promoted"],
         "decision": promotion["decision"],
@@ -191,10 +212,11 @@ def card_contents(meta: ModelMeta, *, provenance: Provenance | None, metrics: di
     }
 
 
-SECTIONS = (_decision, _metrics, _baselines, _grades, _calibration, _data_window, _features, _limits)
+SECTIONS = (_decision, _metrics, _baselines, _backtest, _grades, _calibration, _outcomes, _data_window, _features,
+            _limits)
 KNOWN_KEYS = {"model_version", "created_at", "git_commit", "data_sha256", "params_sha256", "data_window",
               "features_used", "features_dropped", "metrics", "baselines", "conversion_by_grade", "calibration",
-              "gates", "promoted", "decision", "limits"}
+              "gates", "promoted", "decision", "limits", "training_outcomes", "backtest", "backtest_summary"}
 
 
 def render_model_card(card: dict[str, Any]) -> str:

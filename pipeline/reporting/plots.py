@@ -1,4 +1,5 @@
-"""PNG plots of the evaluate stage's curves and SHAP values, for the MLflow run.
+"""PNG plots of the evaluate stage's curves, backtest and SHAP values: in ``paths.figures`` (which
+``dvc plots show`` renders without the network) and the MLflow run.
 
 Pure functions of figures already computed: nothing here calculates a metric. Plots are drawn on
 ``matplotlib.figure.Figure`` objects, never through pyplot, so they render headless and in threads
@@ -98,15 +99,39 @@ def _plot_curve(name: str, frame: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _plot_backtest(frame: pd.DataFrame, path: Path) -> Path:
+    """ROC AUC and calibration error per window (left), lift in the top 10 % (right)."""
+    fig = Figure(figsize=(FIGSIZE[0] * 1.6, FIGSIZE[1]), dpi=DPI, layout="constrained")
+    left, right = fig.subplots(1, 2)
+    labels = [f"{w}\n{to}" for w, to in zip(frame["window"], frame["test_to"], strict=True)]
+    left.plot(labels, frame["roc_auc"], marker="o", color=MODEL_COLOUR, label="ROC AUC")
+    left.plot(labels, frame["ece"], marker="s", color=BEFORE_COLOUR, label="calibration error (ECE)")
+    left.axhline(0.5, linestyle="--", linewidth=1, color=REFERENCE_COLOUR, label="chance (AUC)")
+    left.set(ylim=(0, 1), xlabel="window (last decision date)", title="Backtest: ROC AUC and ECE per window")
+    right.plot(labels, frame["lift_top_10pct"], marker="o", color=MODEL_COLOUR, label="lift, top 10 %")
+    right.axhline(1.0, linestyle="--", linewidth=1, color=REFERENCE_COLOUR, label="no lift")
+    right.set(ylim=(0, None), xlabel="window (last decision date)", title="Backtest: lift in the top 10 %")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        ax.tick_params(axis="x", labelsize=8)
+    return _save(fig, path)
+
+
 def render_plots(curves: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
     """One PNG per known curve in ``curves``, named ``<name>.png`` in ``out_dir``; the written paths, by name.
 
     Known curves and their columns: 'roc' (fpr, tpr), 'precision_recall' (recall, precision), 'gains'
     (share_of_deals, share_of_won), 'calibration' (mean_predicted, observed_rate, optional count and stage
-    'before'/'after'). Other names are skipped, so the evaluate stage can pass all its curves.
+    'before'/'after'), 'backtest' (window, test_to, roc_auc, ece, lift_top_10pct). Other names are
+    skipped, so the evaluate stage can pass all its curves.
     """
     written = []
     for name in sorted(curves):
+        if name == "backtest":
+            if len(curves[name]):
+                written.append(_plot_backtest(curves[name], out_dir / "backtest.png"))
+            continue
         if name not in CURVES:
             log.debug("no plot for curve %r", name)
             continue

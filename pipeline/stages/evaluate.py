@@ -1,17 +1,19 @@
 """The evaluate stage: the model on the newest closed deals it never saw, against baselines and the
-current champion, and the decision whether it becomes the champion that scoring uses.
+current champion, over time (a rolling-origin backtest), and the decision whether it becomes the
+champion that scoring uses.
 
-Writes ``metrics.json`` (for ``dvc metrics show``: the model's figures, every baseline's, the
-gates), curve files (for ``dvc plots show``), ``promotion.json`` (the decision), the model card
-(outside DVC: it shows when and from which commit the model was trained), and the same figures,
-PNG plots and a SHAP summary to the model's MLflow run. A model that is no better than chance, or
-than a baseline, or than the champion, is recorded but not promoted, and the stage says why.
+Writes ``metrics.json`` (the headline figures, for ``dvc metrics show``), ``evaluation.json``
+(every figure: intervals, baselines, paired differences, backtest windows, conversion by grade,
+the training outcomes added since the last model), curve files (for ``dvc plots show``) and the
+same as PNGs, ``promotion.json`` (the decision), the model card (outside DVC: it shows when and
+from which commit the model was trained), and the same figures and a SHAP summary to the model's
+MLflow run. A model that is no better than chance, or than a baseline, or than the champion, is
+recorded but not promoted, and the stage says why.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from pipeline.explain.shap import Explainer
 from pipeline.io.files import atomic_path, read_json, write_json
 from pipeline.mlops.promotion import decide
 from pipeline.mlops.tracking import Store, log_evaluation
+from pipeline.modeling.backtest import backtest, backtest_summary, backtest_table
 from pipeline.modeling.metrics import Evaluation, evaluate, slices, verdict
 from pipeline.modeling.model import check_features_match, load_model
 from pipeline.reporting.model_card import card_contents, write_model_card
@@ -31,9 +34,29 @@ from pipeline.reporting.plots import render_plots, render_shap_summary
 log = logging.getLogger(__name__)
 
 
-def write_evaluation(evaluation: Evaluation, *, metrics_path: Path, plots_dir: Path) -> list[Path]:
-    write_json(metrics_path, evaluation.metrics)
-    written = [metrics_path]
+# The headline of `dvc metrics show` and `dvc exp show`, short enough for 120 columns (every figure,
+# under its full name, is in evaluation.json): short name -> evaluation.json key.
+HEADLINE = {"auc": "roc_auc", "auc_low": "roc_auc_ci_low", "lift10": "lift_top_10pct", "brier": "brier", "ece": "ece"}
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """auc, auc_low (the interval's lower bound), lift10 (lift in the top 10 %), brier, ece,
+    worst_auc (the lowest backtest window's), added (closed deals since the last model), promoted."""
+    out = {short: metrics[key] for short, key in HEADLINE.items() if key in metrics}
+    windows = [w["roc_auc"] for w in metrics.get("backtest", []) if w.get("roc_auc") is not None]
+    if windows:
+        out["worst_auc"] = min(windows)
+    added = (metrics.get("training_outcomes") or {}).get("added")
+    if added is not None:
+        out["added"] = added
+    out["promoted"] = metrics.get("promoted")
+    return out
+
+
+def write_evaluation(evaluation: Evaluation, *, metrics_path: Path, detail_path: Path, plots_dir: Path) -> list[Path]:
+    write_json(detail_path, evaluation.metrics)
+    write_json(metrics_path, headline(evaluation.metrics))
+    written = [metrics_path, detail_path]
     for name, frame in evaluation.curves.items():
         path = plots_dir / f"{name}.csv"
         with atomic_path(path) as tmp:
@@ -62,31 +85,45 @@ def run(settings: Settings) -> Evaluation:
     evaluation = evaluate(model, test, params=settings.evaluate, seed=settings.seed,
                           grade_bands=settings.grades.bands, train=parts["train"])
     metrics = evaluation.metrics
+    windows = backtest(features, windows=settings.evaluate.backtest_windows, params=settings.train,
+                       split=settings.split, sufficiency=settings.sufficiency, seed=settings.seed,
+                       calibration_bins=settings.evaluate.calibration_bins)
+    metrics["backtest"] = [w.as_dict() for w in windows]
+    metrics["backtest_summary"] = backtest_summary(windows)
+    log.info("%s", metrics["backtest_summary"])
+    evaluation.curves["backtest"] = backtest_table(windows)
+    provenance = read_provenance(paths.models / PROVENANCE_FILE, model_sha256=model.meta.model_sha256)
+    if provenance is not None and provenance.outcomes is not None:
+        metrics["training_outcomes"] = provenance.outcomes.model_dump(mode="json")
+        log.info("trained on %s", provenance.outcomes.sentence())
     sentence = verdict(metrics, confidence=settings.evaluate.confidence)
     (log.info if metrics["better_than_chance"] else log.warning)(sentence)
     for name, b in metrics.get("baselines", {}).items():
         log.info("baseline %-20s ROC AUC %.3f, Brier %.4f", name, b["roc_auc"], b["brier"])
-    store = Store.of(settings.registry, mlflow_db=paths.mlflow_db)
-    promotion = decide(store, model, metrics=metrics, test=test, gates=settings.gates,
-                       confidence=settings.evaluate.confidence)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=paths.mlflow_db)
+    promotion = decide(store, model, evaluation=evaluation, test=test, gates=settings.gates,
+                       params=settings.evaluate, seed=settings.seed)
     (log.info if promotion["promoted"] else log.warning)(promotion["decision"])
     metrics["promoted"] = promotion["promoted"]
     metrics["gates"] = {g["gate"]: g["passed"] for g in promotion["gates"]}
-    written = write_evaluation(evaluation, metrics_path=paths.metrics, plots_dir=paths.plots)
+    if "training_outcomes" in metrics:
+        promotion["training_outcomes"] = metrics["training_outcomes"]
+    promotion["backtest_summary"] = metrics["backtest_summary"]
+    written = write_evaluation(evaluation, metrics_path=paths.metrics, detail_path=paths.evaluation,
+                               plots_dir=paths.plots)
     write_json(paths.promotion, promotion)
-    provenance = read_provenance(paths.models / PROVENANCE_FILE, model_sha256=model.meta.model_sha256)
     card = write_model_card(paths.model_card, card_contents(
         model.meta, provenance=provenance, metrics=metrics, promotion=promotion,
         leakage=leakage_report(paths.features_report)))
-    with tempfile.TemporaryDirectory(prefix="leadscore-plots-") as tmp:
-        pngs = render_plots(evaluation.curves, Path(tmp))
-        x = model.matrix(test)
-        phi, _ = Explainer(model.booster, route="auto").explain(x)
-        pngs.append(render_shap_summary(phi, x, Path(tmp) / "shap_summary.png"))
-        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        for name, b in metrics.get("baselines", {}).items():
-            numeric |= {f"baseline_{name}_{k}": float(v) for k, v in b.items()}
-        log_evaluation(store, model_sha256=model.meta.model_sha256, metrics=numeric,
-                       artifacts=[*written, paths.promotion, card, *pngs],
-                       tags={"promoted": str(promotion["promoted"]).lower()})
+    paths.figures.mkdir(parents=True, exist_ok=True)
+    pngs = render_plots(evaluation.curves, paths.figures)
+    x = model.matrix(test)
+    phi, _ = Explainer(model.booster, route="auto").explain(x)
+    pngs.append(render_shap_summary(phi, x, paths.figures / "shap_summary.png"))
+    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    for name, b in metrics.get("baselines", {}).items():
+        numeric |= {f"baseline_{name}_{k}": float(v) for k, v in b.items() if isinstance(v, int | float)}
+    log_evaluation(store, model_sha256=model.meta.model_sha256, metrics=numeric,
+                   artifacts=[*written, paths.promotion, card, *pngs],
+                   tags={"promoted": str(promotion["promoted"]).lower()})
     return evaluation

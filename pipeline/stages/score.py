@@ -21,16 +21,16 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Settings
-from pipeline.contracts.features import read_feature_set
+from pipeline.contracts.features import FeatureSet, read_feature_set
 from pipeline.contracts.fields import OUTCOME_OPEN
 from pipeline.contracts.files import DRIFT_REPORT, LEAD_BOARD, SCORES_CSV, SCORES_PARQUET
-from pipeline.errors import ConfigError, ModelError
+from pipeline.errors import ConfigError, ModelError, RegistryError
 from pipeline.io.files import atomic_path, write_json
 from pipeline.io.tables import spreadsheet_safe
-from pipeline.mlops.selection import scoring_model
+from pipeline.mlops.selection import CHAMPION, scoring_model
 from pipeline.mlops.tracking import Store
 from pipeline.modeling.grades import GRADES
-from pipeline.modeling.model import check_features_match
+from pipeline.modeling.model import LoadedModel, check_features_match
 from pipeline.reporting.board import render_board
 from pipeline.scoring.batch import BatchSummary, drift_report, score_file
 from pipeline.scoring.scorer import DETAIL_COLUMNS, Scorer
@@ -54,12 +54,37 @@ def scoring_instant(open_rows: pd.DataFrame) -> str:
     return "" if pd.isna(as_of) else pd.Timestamp(as_of).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _choose(store: Store, *, models_dir: Path, which: str | None = None) -> tuple[LoadedModel, str]:
+    """:func:`scoring_model`, with the explicit way round an unreachable registry named."""
+    try:
+        return scoring_model(store, models_dir=models_dir, which=which)
+    except RegistryError as exc:
+        raise RegistryError(f"{exc}. Nothing was scored. To score with the local model files on purpose: "
+                            f"`leadscore score --input FILE --output OUT --model {models_dir}`") from exc
+
+
+def _check_matrix(model: LoadedModel, features: FeatureSet, *, status: str, store: Store) -> None:
+    """The scoring model's features must be in the matrix; for a champion trained on other features,
+    say which model is whose and the two ways out."""
+    try:
+        check_features_match(model, features)
+    except ModelError as exc:
+        if status != CHAMPION:
+            raise
+        raise ModelError(f"the champion of {store.model_name} (registry version {model.registry_version}, "
+                         f"{model.version}) was trained on other features: {exc}. The features, icp or qualification "
+                         "params changed since, and no model on the current features has become the champion "
+                         "(reports/promotion.json says why). Restore the params it was trained with, or make the "
+                         "new model the champion once you have read its gates: `leadscore rollback --to VERSION`"
+                         ) from None
+
+
 def run(settings: Settings) -> pd.DataFrame:
     paths = settings.paths
-    store = Store.of(settings.registry, mlflow_db=paths.mlflow_db)
-    model, status = scoring_model(store, models_dir=paths.models)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=paths.mlflow_db)
+    model, status = _choose(store, models_dir=paths.models)
     features = read_feature_set(paths.features)
-    check_features_match(model, features)
+    _check_matrix(model, features, status=status, store=store)
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
     scorer = Scorer(model, settings.score, settings.grades.bands, status)
     scores, bad, counter = scorer.score_chunk(open_rows, scored_at=scoring_instant(open_rows), detail=True)
@@ -94,8 +119,8 @@ def run_batch(settings: Settings, *, input_path: Path, output_path: Path, model_
     ``model_name``: a registry version or alias, or a model folder), here or on Dask (whose partitions
     are the input's row groups or 64 MB CSV blocks, not ``chunk_rows``)."""
     params = settings.score if explain is None else settings.score.model_copy(update={"explain": explain})
-    store = Store.of(settings.registry, mlflow_db=settings.paths.mlflow_db)
-    model, status = scoring_model(store, models_dir=settings.paths.models, which=model_name)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=settings.paths.mlflow_db)
+    model, status = _choose(store, models_dir=settings.paths.models, which=model_name)
     scorer = Scorer(model, params, settings.grades.bands, status)
     if engine == "dask":
         try:

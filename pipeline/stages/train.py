@@ -6,15 +6,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from pipeline.config import Settings
+import pandas as pd
+
+from pipeline.config import ScoreParams, Settings
 from pipeline.contracts.features import read_feature_set
-from pipeline.contracts.files import PROVENANCE_FILE
-from pipeline.contracts.model import ModelMeta, write_provenance
-from pipeline.mlops.provenance import record
-from pipeline.mlops.tracking import Store, log_training_run
+from pipeline.contracts.files import MODEL_FILE, MODEL_META_FILE, PROVENANCE_FILE
+from pipeline.contracts.model import ModelMeta, OutcomeChange, bundle_sha256, write_provenance
+from pipeline.mlops import registry
+from pipeline.mlops.provenance import closed_outcomes, outcome_change, record
+from pipeline.mlops.tracking import Store, log_training_run, read_outcomes
+from pipeline.modeling.metrics import slices
 from pipeline.modeling.train import save_model, train
+from pipeline.scoring.pyfunc import package
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,14 @@ log = logging.getLogger(__name__)
 def fingerprint(params: dict[str, Any]) -> str:
     """sha256 of params, independent of key order."""
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def new_outcomes(store: Store, outcomes: pd.DataFrame) -> OutcomeChange:
+    """``outcomes`` against those of the champion (else the newest registered version)."""
+    previous = registry.aliased(store) or next(reversed(registry.versions(store)), None)
+    if previous is None:
+        return outcome_change(outcomes, None, previous_version=None)
+    return outcome_change(outcomes, read_outcomes(store, previous.run_id), previous_version=previous.version)
 
 
 def run(settings: Settings) -> ModelMeta:
@@ -34,9 +49,23 @@ def run(settings: Settings) -> ModelMeta:
               "train": settings.train.model_dump(mode="json"),
               "sufficiency": settings.sufficiency.model_dump(mode="json"), "drift": {"bins": settings.drift.bins}}
     meta = save_model(result, settings.paths.models, params_sha256=fingerprint(params))
-    provenance = record(meta.model_sha256)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=settings.paths.mlflow_db)
+    outcomes = closed_outcomes(slices(features, split=settings.split, seed=settings.seed))
+    change = new_outcomes(store, outcomes)
+    log.info("trained on %s", change.sentence())
+    provenance = record(meta.model_sha256, outcomes=change)
     write_provenance(settings.paths.models / PROVENANCE_FILE, provenance)
     log.info("model %s written to %s", meta.model_version, settings.paths.models)
-    log_training_run(Store.of(settings.registry, mlflow_db=settings.paths.mlflow_db), meta=meta,
-                     provenance=provenance, booster=result.booster, models_dir=settings.paths.models, params=params)
+    models = settings.paths.models
+    bundle = bundle_sha256((models / MODEL_FILE).read_bytes(), (models / MODEL_META_FILE).read_bytes())
+    # The registered MLflow model scores as `leadscore score` does, with these score and grade params.
+    served_params = ScoreParams(top_reasons=settings.score.top_reasons,
+                                min_contribution=settings.score.min_contribution,
+                                templates=settings.score.templates, routing=settings.score.routing,
+                                shap=settings.score.shap)
+    with tempfile.TemporaryDirectory(prefix="leadscore-pyfunc-") as tmp:
+        served = package(models, score=served_params, grades=settings.grades, example=features.matrix.head(5),
+                         workdir=Path(tmp))
+        log_training_run(store, meta=meta, provenance=provenance, served=served, models_dir=models, params=params,
+                         bundle=bundle, outcomes=outcomes)
     return meta

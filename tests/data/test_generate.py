@@ -85,3 +85,48 @@ def test_events_per_lead_sets_the_event_volume() -> None:
     per_lead = big.events.num_rows / 5000
     assert 14 < per_lead < 30
     assert np.isfinite(big.truth["p_true"]).all()
+
+
+def test_a_later_export_date_is_the_same_world_later() -> None:
+    from datetime import date
+
+    world = {"n_leads": 2000, "n_accounts": 500, "world_end_date": date(2026, 6, 30)}
+    first = generate(params=GenerateParams(**world, export_date=date(2025, 12, 31)), seed=7)
+    later = generate(params=GenerateParams(**world, export_date=date(2026, 3, 31)), seed=7)
+    pd.testing.assert_frame_equal(first.accounts, later.accounts)
+    kept = later.leads[later.leads["lead_id"].isin(first.leads["lead_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first.leads, kept)  # every lead as it was, new ones after
+    assert len(later.leads) > len(first.leads)
+    before, after = (d.deals.drop_duplicates("deal_id").set_index("deal_id") for d in (first, later))
+    closed = before[before["closed_date"] != ""]
+    pd.testing.assert_frame_equal(after.loc[closed.index], closed)  # a closed deal stays closed, the same way
+    was_open = before.index[before["closed_date"] == ""]
+    assert (after.loc[was_open, "closed_date"] != "").mean() > 0.5  # most open deals have closed since
+    events = later.events.to_pandas()
+    pd.testing.assert_frame_equal(events[events["event_id"].isin(first.events.column("event_id").to_pylist())]
+                                  .reset_index(drop=True), first.events.to_pandas())
+    # Each export is one date's view of the world: nothing after it.
+    assert pd.to_datetime(first.deals["created_date"], errors="coerce").max() < pd.Timestamp("2025-12-31")
+    assert first.truth["is_open"].sum() > later.truth.set_index("deal_id").loc[
+        first.truth.loc[first.truth["is_open"], "deal_id"], "is_open"].sum()
+    with pytest.raises(ValueError, match="world_end_date must not be before export_date"):
+        GenerateParams(export_date=date(2025, 12, 31), world_end_date=date(2025, 6, 30))
+
+
+def test_the_generator_never_overwrites_a_file_edited_since_it_wrote_it(tmp_path, export) -> None:
+    from pipeline.data.generate import MANIFEST_FILE, write_export
+    from pipeline.errors import DataError
+
+    raw, truth = tmp_path / "raw", tmp_path / "truth"
+    write_export(export, raw_dir=raw, truth_dir=truth)
+    assert (raw / MANIFEST_FILE).exists()
+    write_export(export, raw_dir=raw, truth_dir=truth)  # untouched: written again
+    deals = raw / "deals.csv"
+    deals.write_text(deals.read_text() + "D9,L1,2025-01-01,2025-02-01,Closed Won,1000,\n")
+    edited = deals.read_bytes()
+    with pytest.raises(DataError, match=r"deals.csv changed after `leadscore generate` wrote it.*source.dir"):
+        write_export(export, raw_dir=raw, truth_dir=truth)
+    assert deals.read_bytes() == edited
+    (raw / MANIFEST_FILE).unlink()  # files of unknown origin are not overwritten either
+    with pytest.raises(DataError, match="were not written by `leadscore generate`"):
+        write_export(export, raw_dir=raw, truth_dir=truth)

@@ -63,15 +63,30 @@ def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
     pd.testing.assert_frame_equal(scores.fillna(""), parquet[scores.columns].fillna(""), check_dtype=False)
 
 
-def test_metrics_show_prints_the_holdout_metrics(project: Path) -> None:
-    metrics = json.loads((project / "reports/metrics.json").read_text())
-    for key in ("roc_auc", "pr_auc", "brier", "lift_top_10pct", "roc_auc_ci_low", "better_than_chance"):
-        assert key in metrics
-    shown = _run(["dvc", "metrics", "show", "--json"], project)
+def test_metrics_show_prints_the_headline_within_120_columns(project: Path) -> None:
+    headline = json.loads((project / "reports/metrics.json").read_text())
+    assert set(headline) == {"auc", "auc_low", "lift10", "brier", "ece", "worst_auc", "promoted"}
+    detail = json.loads((project / "reports/evaluation.json").read_text())
+    assert headline["auc"] == detail["roc_auc"] and headline["auc_low"] == detail["roc_auc_ci_low"]
+    for key in ("pr_auc", "lift_top_10pct", "better_than_chance", "baselines", "conversion_by_grade"):
+        assert key in detail
+    assert len(detail["backtest"]) == 4 and headline["worst_auc"] == min(w["roc_auc"] for w in detail["backtest"])
+    shown = _run(["dvc", "metrics", "show"], project)
     assert shown.returncode == 0, shown.stderr
-    assert "roc_auc" in shown.stdout and "rows_quarantined" in shown.stdout
-    plots = _run(["dvc", "plots", "show", "--json"], project)
+    lines = shown.stdout.strip().splitlines()
+    assert len(lines) == 2 and "auc_low" in lines[0] and max(map(len, lines)) <= 120, shown.stdout
+
+
+def test_plots_show_draws_the_figures_without_the_network(project: Path) -> None:
+    out = project / "plots_html"
+    plots = _run(["dvc", "plots", "show", "-o", str(out)], project)
     assert plots.returncode == 0, plots.stderr
+    html = (out / "index.html").read_text(encoding="utf-8")
+    for name in ("roc", "calibration", "gains", "precision_recall", "backtest", "shap_summary"):
+        image = re.search(rf'<img src="(static/[^"]*figures_{name}\.png)"', html)
+        assert image and (out / image.group(1)).stat().st_size > 5000, name
+    backtest = pd.read_csv(project / "reports/plots/backtest.csv")
+    assert list(backtest["window"]) == [1, 2, 3, 4] and backtest["roc_auc"].notna().all()
 
 
 def test_mlflow_run_holds_params_metrics_and_model(project: Path) -> None:
@@ -146,6 +161,9 @@ def test_notebook_runs_top_to_bottom_on_the_small_run(project: Path, path: Path,
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors and sum(len(c.get("outputs", [])) for c in notebook.cells) >= 5
+    # The figures render as Jupyter shows them: PNG outputs in the executed notebook, not a silent backend.
+    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= {"01-explore-export.ipynb": 1, "02-model-report.ipynb": 3}[path.name], len(images)
 
 
 def test_notebooks_are_committed_without_outputs() -> None:

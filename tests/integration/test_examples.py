@@ -109,7 +109,7 @@ def test_dvc_repro_with_the_maven_params(tmp_path: Path) -> None:
     assert len(scores) == 2089
     ingest_metric = json.loads((tmp_path / "reports/ingest.json").read_text())
     assert ingest_metric["primary"] == {"rows_read": 8800, "rows_kept": 8800, "rows_quarantined": 0}
-    assert json.loads((tmp_path / "reports/metrics.json").read_text())["better_than_chance"] is False
+    assert json.loads((tmp_path / "reports/evaluation.json").read_text())["better_than_chance"] is False
 
 
 @pytest.mark.skipif(not MAVEN.exists(), reason="shared/data/maven_crm is not beside the repository")
@@ -125,4 +125,4 @@ def test_a_novice_goes_from_inspect_to_scores_with_the_unedited_draft(tmp_path, 
     assert draft["never_use"] == {"close_date": "outcome_derived", "close_value": "outcome_derived"}
     assert main(["run", "--params", "sales_pipeline.source.yaml", "-q"]) == 0
     assert len(pd.read_csv(tmp_path / "data/scores/scores.csv")) == 2089
-    assert json.loads((tmp_path / "reports/metrics.json").read_text())["better_than_chance"] is False
+    assert json.loads((tmp_path / "reports/evaluation.json").read_text())["better_than_chance"] is False

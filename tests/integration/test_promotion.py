@@ -15,6 +15,7 @@ from pipeline.io.files import write_json
 from pipeline.mlops import registry
 from pipeline.mlops.tracking import Store
 from pipeline.stages import evaluate, score, train
+from tests.conftest import holder
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     write_feature_set(prepared.features, settings.paths.features)
     write_json(settings.paths.features_report, prepared.features.report)
 
-    store = Store.of(settings.registry, mlflow_db=settings.paths.mlflow_db)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=settings.paths.mlflow_db)
     first = _train_and_evaluate(settings)
     assert first["promoted"] is True, first["decision"]
     champion = registry.aliased(store)
@@ -53,7 +54,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     failed = {g["gate"] for g in second["gates"] if not g["passed"]}
     assert "signal" in failed
     assert f"version {champion.version} stays the champion" in second["decision"]
-    assert registry.aliased(store) == champion  # the registry did not move
+    assert holder(store).version == champion.version  # the registry did not move
     card = settings.paths.model_card.read_text()
     assert "**Promoted: no.**" in card and "signal" in card
 
@@ -69,7 +70,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
 
     # Both runs are in MLflow with their gate decision, and every version is kept in the registry.
     client = MlflowClient(tracking_uri=store.uri)
-    versions = client.search_model_versions(f"name = '{settings.registry.model_name}'")
+    versions = client.search_model_versions(f"name = '{store.model_name}'")
     assert len(versions) == 2
     tagged = {str(v.version): client.get_run(str(v.run_id)).data.tags.get("promoted") for v in versions}
     assert tagged == {champion.version: "true", second["challenger"]["registry_version"]: "false"}
@@ -91,5 +92,5 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     params = tmp_path / "params.yaml"
     params.write_text(json.dumps(settings.model_dump(mode="json")))  # JSON is YAML
     assert main(["rollback", "--params", str(params)]) == 0
-    assert registry.aliased(store) == champion
-    assert registry.aliased(store, registry.PREVIOUS) == rejected
+    assert holder(store).version == champion.version
+    assert holder(store, registry.PREVIOUS).version == rejected.version
