@@ -46,7 +46,7 @@ typecheck: venv
 	mypy
 
 pytest: venv browser
-	pytest
+	pytest --durations=12
 
 # Debian's chromium and chromedriver for the lead board's browser test (apt, as root or via sudo -n);
 # without them the test skips locally and fails under CI=true.

@@ -99,7 +99,6 @@ def _champion_gate(champion: ChampionComparison | None, *, gates: GatesParams,
                "better in ranking or calibration" if better else "better in neither",
                f"the champion is {age}" + (f", older than {gates.max_champion_age_days} days" if aged else "")]
     return {"gate": "champion", "passed": passed,
-            "detail": f"challenger − champion ({champion.note}) on the same holdout ({confidence:.0%} paired "
-                      "intervals): ROC AUC "
-                      f"{_interval(auc)}, Brier {_interval(brier, 4)}, ECE {_interval(ece)}; "
-                      + "; ".join(reasons)}
+            "detail": f"challenger − champion{f' ({champion.note})' if champion.note else ''} on the same holdout "
+                      f"({confidence:.0%} paired intervals): ROC AUC {_interval(auc)}, Brier {_interval(brier, 4)}, "
+                      f"ECE {_interval(ece)}; " + "; ".join(reasons)}

@@ -171,6 +171,13 @@ def render_shap_summary(contributions: np.ndarray, features: pd.DataFrame, path:
     rows = min(max_display, values.shape[1]) + (values.shape[1] > max_display)  # shap adds a "sum of others" row
     fig = Figure(figsize=(SHAP_WIDTH, SHAP_ROW_HEIGHT * rows + SHAP_MARGIN), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
-    shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
+    # The beeswarm shuffles its dots with NumPy's global generator: seeded here (and put back after), so
+    # the same model and holdout draw the same PNG, byte for byte (a DVC output).
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
+    finally:
+        np.random.set_state(state)
     ax.set_title(SHAP_TITLE)
     return _save(fig, path)

@@ -23,6 +23,7 @@ from pipeline.contracts.files import PROVENANCE_FILE
 from pipeline.contracts.model import read_provenance
 from pipeline.explain.shap import Explainer
 from pipeline.io.files import atomic_path, read_json, write_json
+from pipeline.mlops import registry
 from pipeline.mlops.promotion import decide
 from pipeline.mlops.tracking import Store, log_evaluation
 from pipeline.modeling.backtest import backtest, backtest_summary, backtest_table
@@ -80,6 +81,8 @@ def run(settings: Settings) -> Evaluation:
     model = load_model(paths.models)
     features = read_feature_set(paths.features)
     check_features_match(model, features)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=paths.mlflow_db)
+    registry.aliased(store)  # the registry reached before the holdout is scored: an unreachable one fails in seconds
     parts = slices(features, split=settings.split, seed=settings.seed)
     test = parts["test"]
     evaluation = evaluate(model, test, params=settings.evaluate, seed=settings.seed,
@@ -100,7 +103,6 @@ def run(settings: Settings) -> Evaluation:
     (log.info if metrics["better_than_chance"] else log.warning)(sentence)
     for name, b in metrics.get("baselines", {}).items():
         log.info("baseline %-20s ROC AUC %.3f, Brier %.4f", name, b["roc_auc"], b["brier"])
-    store = Store.of(settings.registry, source=settings.source, mlflow_db=paths.mlflow_db)
     promotion = decide(store, model, evaluation=evaluation, test=test, gates=settings.gates,
                        params=settings.evaluate, seed=settings.seed)
     (log.info if promotion["promoted"] else log.warning)(promotion["decision"])

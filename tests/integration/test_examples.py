@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,6 @@ from pipeline.config import Settings, load_settings
 from pipeline.data.ingest import IngestResult
 from pipeline.stages import evaluate, features, generate, ingest, score, train
 from tests.conftest import REPO
-from tests.integration.test_dvc_smoke import _run
 
 pytestmark = pytest.mark.slow
 MAVEN = REPO.parent / "shared" / "data" / "maven_crm"
@@ -87,29 +85,6 @@ def test_flat_example_trains_and_scores(tmp_path, monkeypatch) -> None:
     spec = json.loads((settings.paths.features / "feature_spec.json").read_text())
     sources = {s["source"] for s in spec}
     assert "pricing_views_7d" in sources and "seniority" in {s["name"] for s in spec}
-
-
-@pytest.mark.skipif(not MAVEN.exists(), reason="shared/data/maven_crm is not beside the repository")
-def test_dvc_repro_with_the_maven_params(tmp_path: Path) -> None:
-    shutil.copytree(REPO / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    shutil.copytree(MAVEN, tmp_path / "maven_crm")
-    # As the example says: `leadscore params --params <example> > params.yaml`, here with the data copied.
-    example = yaml.safe_load((REPO / "examples/maven_crm/params.yaml").read_text())
-    example["source"]["dir"] = "maven_crm"
-    example["generate"] = {"n_leads": 500, "n_accounts": 100}  # the synthetic stage still runs; keep it small
-    (tmp_path / "example.yaml").write_text(yaml.safe_dump(example))
-    printed = _run([sys.executable, "-m", "pipeline.cli", "params", "-q", "--params", "example.yaml"], tmp_path)
-    assert printed.returncode == 0, printed.stderr
-    (tmp_path / "params.yaml").write_text(printed.stdout)
-    assert _run(["dvc", "init", "--no-scm", "-q"], tmp_path).returncode == 0
-    repro = _run(["dvc", "repro"], tmp_path)
-    assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
-    scores = pd.read_csv(tmp_path / "data/scores/scores.csv")
-    assert len(scores) == 2089
-    ingest_metric = json.loads((tmp_path / "reports/ingest.json").read_text())
-    assert ingest_metric["primary"] == {"rows_read": 8800, "rows_kept": 8800, "rows_quarantined": 0}
-    assert json.loads((tmp_path / "reports/evaluation.json").read_text())["better_than_chance"] is False
 
 
 @pytest.mark.skipif(not MAVEN.exists(), reason="shared/data/maven_crm is not beside the repository")

@@ -1,8 +1,10 @@
-"""Switching `source:` in one checkout, as the docs' "run an example with DVC" step does: each export
-has its own registered model, so one export is never scored with another's champion."""
+"""Switching `source:` in one checkout, as the docs' "run an example with DVC" step does: the Maven
+example runs under `dvc repro` with every row kept, each export has its own registered model, and one
+export is never scored with another's champion."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -54,6 +56,9 @@ def test_the_maven_example_after_the_default_and_back(tmp_path: Path) -> None:
     assert maven.returncode == 0, maven.stdout[-2000:] + maven.stderr[-2000:]
     scores = _scores(project)
     assert len(scores) == 2089 and set(scores["record_id"]).isdisjoint(synthetic["record_id"])
+    ingest_report = json.loads((project / "reports/ingest.json").read_text())
+    assert ingest_report["primary"] == {"rows_read": 8800, "rows_kept": 8800, "rows_quarantined": 0}
+    assert json.loads((project / "reports/evaluation.json").read_text())["better_than_chance"] is False
     # Maven has no signal: its own model is recorded, never promoted, and scores say so; the
     # synthetic champion is not used for it.
     assert set(scores["model_status"]) == {"unpromoted"}

@@ -87,6 +87,12 @@ def test_render_shap_summary_on_mixed_numeric_and_categorical_features(tmp_path:
     _assert_png(path)
     pd.testing.assert_frame_equal(features, before)  # the caller's frame is not touched
     assert plt.get_fignums() == []
+    # A DVC output: the same values draw the same bytes, and NumPy's global generator is left as it was.
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    again = render_shap_summary(contributions, features, tmp_path / "again.png", max_display=4)
+    assert again.read_bytes() == path.read_bytes() and np.random.random() == expected_next
     with pytest.raises(ValueError, match="base-value"):
         render_shap_summary(np.zeros((n, features.shape[1] + 1)), features, tmp_path / "bad.png")
 
