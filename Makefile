@@ -2,7 +2,9 @@
 #   make run    create .venv if missing, install, run the whole DVC pipeline
 #   make test   create .venv if missing, install, run ruff, the import layers (import-linter), mypy and pytest
 #   make bench  every benchmark, one JSON line each: features (vs DuckDB), shap (vs pred_contrib),
-#               score, memory and dask (make bench-features BENCH_ARGS="--leads 20000", bench-score SCORE_BENCH_ARGS=--quick)
+#               score, memory and dask, export (the nightly job vs ingest + features + score --input)
+#               (make bench-features BENCH_ARGS="--leads 20000", bench-score SCORE_BENCH_ARGS=--quick,
+#               bench-export EXPORT_BENCH_ARGS="--open 20000")
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
@@ -11,9 +13,10 @@ BENCH_STAMP := $(VENV)/.installed-bench
 BENCH_ARGS ?=
 SHAP_BENCH_ARGS ?=
 SCORE_BENCH_ARGS ?=
+EXPORT_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score mlflow-ui exps clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score bench-export mlflow-ui exps clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -61,7 +64,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-features bench-shap bench-score
+bench: bench-features bench-shap bench-score bench-export
 
 bench-features: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
@@ -71,6 +74,9 @@ bench-shap: venv
 
 bench-score: venv
 	$(BIN)/python benchmarks/score_bench.py $(SCORE_BENCH_ARGS)
+
+bench-export: venv
+	$(BIN)/python benchmarks/export_bench.py $(EXPORT_BENCH_ARGS)
 
 mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

@@ -49,6 +49,15 @@ report (PSI per feature and of the score) to <output>.drift.json.
 
   leadscore score --input data/features/features.parquet --output scores.parquet
   leadscore score --input big.parquet --output scores.csv --engine dask --scheduler tcp://host:8786
+
+With --export and --output: the nightly job. Tonight's raw CRM export (the folder of its files) is
+read with the mapping, and its features built with the settings, the champion was trained with
+(stored with the model: params.yaml edits since don't change them), as of --scored-at (default: the
+export's own date, midnight after its latest date). Only open records are scored; closed ones are
+counted and skipped; quarantined rows go to <output>.quarantine.csv with their reason. Every run is
+appended to the score history (paths.history) with the change since each lead's last run and why.
+
+  leadscore score --export /exports/crm/tonight --output scores/tonight.csv --scored-at 2026-01-05T02:00:00Z
 """
 EXPLAIN_HELP = "print one scored lead's card: score, grade, reasons, what would raise it, checklist, next step"
 ROLLBACK_HELP = ("give the champion alias back to the previous champion (or to --to VERSION) in the MLflow "
@@ -79,11 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--input", metavar="PATH", help="a feature matrix to score (CSV, Parquet, or a folder of "
                        "Parquet files), streamed in chunks; without it, the DVC stage's open deals")
+    score.add_argument("--export", metavar="DIR", help="a raw CRM export (the folder of its files), read with the "
+                       "champion's own mapping and feature settings; its open leads are scored")
     score.add_argument("--output", metavar="PATH", help="where to write the scores (.csv or .parquet), atomically")
     score.add_argument("--model", metavar="VERSION", help="registry version number or alias, or a folder with "
                        "model.txt and model_meta.json (default: the champion)")
     score.add_argument("--scored-at", metavar="TIMESTAMP", help="the scored_at stamp, e.g. 2026-01-31T02:00:00Z "
-                       "(default: now); a rerun with the same stamp writes byte-identical output")
+                       "(--input default: now; --export: the instant the features are taken as of, default the "
+                       "export's own date); a rerun with the same stamp writes byte-identical output")
     score.add_argument("--no-explain", action="store_true",
                        help="scores, grades, next steps and the checklist only: no reasons (skips SHAP)")
     score.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: score.chunk_rows)")
@@ -95,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[common], help=RUN_HELP, description=RUN_HELP)
     explain = sub.add_parser("explain", parents=[common], help=EXPLAIN_HELP, description=EXPLAIN_HELP)
     explain.add_argument("lead_id", metavar="LEAD_ID", help="the record id, as in the scores file")
+    explain.add_argument("--scores", metavar="PATH", help="a scores .parquet written by `score --export` "
+                         "(default: the score stage's paths.scores/scores.parquet)")
+    explain.add_argument("--runs", type=int, default=5, metavar="N", help="history runs to show (default 5; 0: none)")
     rollback = sub.add_parser("rollback", parents=[common], help=ROLLBACK_HELP, description=ROLLBACK_HELP)
     rollback.add_argument("--to", metavar="VERSION", help="the registry version to make champion "
                           "(default: the one that held the alias before the current champion)")
@@ -117,15 +132,22 @@ def _inspect(args: argparse.Namespace) -> None:
         encoding=args.encoding)
 
 
-def _explain(settings: Settings, lead_id: str) -> None:
+def _explain(settings: Settings, lead_id: str, *, scores_path: str | None = None, runs: int = 5) -> None:
+    from pathlib import Path
+
     import pandas as pd
     from rich.console import Console
 
     from pipeline.contracts.files import SCORES_PARQUET
-    from pipeline.errors import DataError
+    from pipeline.errors import ConfigError, DataError
     from pipeline.reporting.lead_card import lead_card
+    from pipeline.scoring.history import History
 
-    path = settings.paths.scores / SCORES_PARQUET
+    if runs < 0:
+        raise ConfigError("explain: --runs must be 0 or more")
+    path = Path(scores_path) if scores_path else settings.paths.scores / SCORES_PARQUET
+    if not str(path).lower().endswith(".parquet"):
+        raise ConfigError(f"explain: --scores {path} must be a .parquet scores file (the CSV has no reasons' detail)")
     if not path.exists():
         raise DataError(f"missing {path}; run `leadscore score` (or `make run`) first")
     scores = pd.read_parquet(path)
@@ -134,7 +156,14 @@ def _explain(settings: Settings, lead_id: str) -> None:
         examples = ", ".join(scores["record_id"].astype(str).head(3))
         raise DataError(f"no scored lead has id {lead_id!r} in {path} ({len(scores)} open leads scored"
                         + (f"; ids look like {examples}" if examples else "") + "). Closed deals are not scored.")
-    Console().print(lead_card(found.iloc[0]))
+    row = found.iloc[0]
+    history = None
+    if runs and settings.history.enabled:
+        from pipeline.mlops.tracking import registered_name
+
+        history = History(settings.paths.history, registered_name(settings.registry, settings.source)).lead(
+            lead_id, last=runs)
+    Console().print(lead_card(row, history=history))
 
 
 def _rollback(settings: Settings, to_version: str | None) -> None:
@@ -155,6 +184,9 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
 
     from pipeline.errors import ConfigError
 
+    if args.export:
+        _score_export(settings, args)
+        return
     if not (args.input or args.output):  # the DVC stage: its options come from params.yaml
         given = [flag for flag, value in (("--model", args.model), ("--scored-at", args.scored_at),
                                           ("--no-explain", args.no_explain), ("--chunk-rows", args.chunk_rows),
@@ -191,6 +223,30 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
           + (f"; drift report -> {summary.drift_path}" if summary.drift_path else ""))
 
 
+def _score_export(settings: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from pipeline.errors import ConfigError
+
+    if args.input or not args.output:
+        raise ConfigError("score: --export needs --output (where the scores go) and takes no --input")
+    given = [flag for flag, value in (("--no-explain", args.no_explain), ("--chunk-rows", args.chunk_rows),
+                                      ("--engine", args.engine != "local"), ("--scheduler", args.scheduler),
+                                      ("--workers", args.workers)) if value]
+    if given:
+        raise ConfigError(f"score: {', '.join(given)} do not apply with --export (it scores here, in chunks of "
+                          "score.chunk_rows, with reasons)")
+    from pipeline.stages.score import run_export
+
+    summary = run_export(settings, export_dir=Path(args.export), output_path=Path(args.output),
+                         model_name=args.model, scored_at=args.scored_at,
+                         progress=sys.stderr.isatty() and not args.quiet)
+    print(f"scored {summary.scored:,} open leads as of {summary.scored_at} -> {summary.output}; "
+          f"{summary.closed_skipped:,} closed skipped"
+          + (f"; {summary.quarantined:,} quarantined -> {summary.quarantine_path}" if summary.quarantined else "")
+          + (f"; history -> {summary.history_path}" if summary.history_path else ""))
+
+
 def _run_all(settings: Settings) -> None:
     for name in STAGES:
         if name == "generate" and settings.source.kind != "synthetic":
@@ -218,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             _run_all(load_settings(args.params))
         elif args.command == "explain":
-            _explain(load_settings(args.params), args.lead_id)
+            _explain(load_settings(args.params), args.lead_id, scores_path=args.scores, runs=args.runs)
         elif args.command == "rollback":
             _rollback(load_settings(args.params), args.to)
         elif args.command == "score":

@@ -43,6 +43,7 @@ class PathsParams(_Section):
     model_card: Path = Path("reports/model_card.md")
     promotion: Path = Path("reports/promotion.json")
     mlflow_db: Path = Path("mlflow.db")
+    history: Path = Path("data/history")                  # every scoring run of the open leads (no DVC output)
 
 
 FieldKind = Literal["numeric", "categorical", "date", "boolean", "text"]
@@ -375,6 +376,14 @@ class ScoreParams(_Section):
     shap: Literal["auto", "kernel", "pred_contrib"] = "auto"
 
 
+class HistoryParams(_Section):
+    """The score history and the "why did this score change" it feeds (pipeline.scoring.history)."""
+
+    enabled: bool = True              # the score stage and `score --export` append every run
+    trend_runs: int = Field(5, ge=2, le=100)   # runs (this one included) a trend looks over
+    trend_points: int = Field(5, ge=1, le=100)  # points moved over them that make it improving or declining
+
+
 class Settings(_Section):
     """Every params section. Each stage reads its own and those it shares (``split``, ``grades``,
     ``drift``, ``registry``); dvc.yaml names exactly those."""
@@ -395,6 +404,7 @@ class Settings(_Section):
     grades: GradesParams = Field(default_factory=GradesParams)
     drift: DriftParams = Field(default_factory=DriftParams)
     score: ScoreParams = Field(default_factory=ScoreParams)
+    history: HistoryParams = Field(default_factory=HistoryParams)
 
     def resolve(self, root: Path) -> Settings:
         """The same settings with every relative path made absolute under ``root``."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline.contracts.files import FEATURE_SPEC_FILE, FEATURES_FILE
+from pipeline.contracts.files import FEATURE_SPEC_FILE, FEATURES_FILE, RECIPE_FILE
 from pipeline.errors import DataError
 from pipeline.io.files import atomic_path, read_json, write_json
 
@@ -57,6 +57,7 @@ class FeatureSet:
     matrix: pd.DataFrame
     specs: list[FeatureSpec]
     report: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None   # how it was made from the export (pipeline.features.recipe)
 
     @property
     def names(self) -> list[str]:
@@ -67,6 +68,10 @@ def write_feature_set(features: FeatureSet, out_dir: Path) -> None:
     with atomic_path(out_dir / FEATURES_FILE) as tmp:
         features.matrix.to_parquet(tmp, index=False)
     write_json(out_dir / FEATURE_SPEC_FILE, [s.as_dict() for s in features.specs])
+    if features.recipe is not None:
+        write_json(out_dir / RECIPE_FILE, features.recipe)
+    else:
+        (out_dir / RECIPE_FILE).unlink(missing_ok=True)
 
 
 def read_feature_set(out_dir: Path) -> FeatureSet:
@@ -75,4 +80,6 @@ def read_feature_set(out_dir: Path) -> FeatureSet:
         if not path.exists():
             raise DataError(f"missing {path}; run `leadscore features` first")
     specs = [FeatureSpec(**s) for s in read_json(spec_path)]
-    return FeatureSet(matrix=pd.read_parquet(matrix_path), specs=specs)
+    recipe_path = out_dir / RECIPE_FILE
+    recipe = read_json(recipe_path) if recipe_path.exists() else None
+    return FeatureSet(matrix=pd.read_parquet(matrix_path), specs=specs, recipe=recipe)

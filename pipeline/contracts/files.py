@@ -9,10 +9,12 @@ RECORDS_FILE = "records.parquet"
 EVENTS_FILE = "events.parquet"
 EVENT_ACCOUNTS_FILE = "event_accounts.parquet"
 INGEST_REPORT_FILE = "ingest_report.json"
+MAPPING_FILE = "mapping.json"  # the explicit source: mapping the export was read with
 
 # features -> paths.features
 FEATURES_FILE = "features.parquet"
 FEATURE_SPEC_FILE = "feature_spec.json"
+RECIPE_FILE = "recipe.json"  # how the matrix was made from the export: the model carries it to scoring
 
 # train -> paths.models (model.txt and model_meta.json are DVC outputs; provenance.json is not: it
 # holds the time and the commit of the run, which differ on every run while the model bytes don't)
@@ -28,3 +30,6 @@ SCORES_CSV = "scores.csv"
 SCORES_PARQUET = "scores.parquet"
 LEAD_BOARD = "lead_board.html"
 DRIFT_REPORT = "drift.json"
+
+# score -> paths.history (every scoring run of an export, appended: no DVC output)
+HISTORY_SUFFIX = ".parquet"

@@ -110,6 +110,7 @@ class ModelMeta(_Contract):
     drift_reference: DriftReference
     train_data_sha256: str                      # of the training rows' values
     params_sha256: str                          # of the params the train stage reads
+    recipe: dict[str, Any] | None = None        # how its features are made from an export (pipeline.features.recipe)
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -49,6 +49,7 @@ from pipeline.contracts.files import (
     EVENTS_FILE,
     FIELDS_FILE,
     INGEST_REPORT_FILE,
+    MAPPING_FILE,
     QUARANTINE_FILE,
     RECORDS_FILE,
 )
@@ -105,6 +106,12 @@ class IngestResult:
     quarantine: pd.DataFrame
     report: dict[str, TableReport]
     event_accounts: pd.DataFrame | None = None   # event_key -> account_key, when source.account is declared
+    mapping: SourceParams | None = None          # the explicit mapping the export was read with
+
+    def outcome_counts(self) -> dict[str, int]:
+        """Records kept per outcome (won, lost, open), each present."""
+        counts = self.records["outcome"].value_counts()
+        return {o: int(counts.get(o, 0)) for o in (OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN)}
 
 
 # ---------------------------------------------------------------- reading
@@ -395,9 +402,10 @@ def _required(source: SourceParams) -> dict[str, list[str]]:
     return need
 
 
-def ingest(source: SourceParams) -> IngestResult:
+def ingest(source: SourceParams, *, for_training: bool = True) -> IngestResult:
     """Read and validate the export described by ``source`` (kind synthetic reads the generator's export
-    through its built-in mapping)."""
+    through its built-in mapping). ``for_training`` requires won and lost rows; an export read for
+    scoring (open leads only, say) needs none."""
     source = explicit_mapping(source)
     primary = source.primary
     assert primary is not None  # an explicit mapping always has one
@@ -455,12 +463,13 @@ def ingest(source: SourceParams) -> IngestResult:
     quarantine = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     all_infos = [i for group in infos.values() for i in group]
     records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
-    _require_outcomes(records, column=primary.outcome.column)
+    if for_training:
+        _require_outcomes(records, column=primary.outcome.column)
     record_schema(all_infos).validate(records)
     if events is not None:
         EVENTS_SCHEMA.validate(events)
     return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
-                        event_accounts=event_accounts)
+                        event_accounts=event_accounts, mapping=source)
 
 
 def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = "primary") -> dict[str, np.ndarray]:
@@ -607,6 +616,8 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     else:
         accounts_path.unlink(missing_ok=True)
     write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
+    if result.mapping is not None:  # the folder is where this export was; the mapping is how to read one
+        write_json(interim_dir / MAPPING_FILE, result.mapping.model_dump(mode="json", exclude={"dir"}))
     with atomic_path(interim_dir / QUARANTINE_FILE) as tmp:
         spreadsheet_safe(result.quarantine).to_csv(tmp, index=False)  # raw CRM text: never a live formula
     detail = {name: r.as_dict() for name, r in result.report.items()}

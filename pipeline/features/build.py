@@ -37,7 +37,7 @@ from pipeline.features.intent import (
     intent_specs,
     is_intent_feature,
 )
-from pipeline.features.qualification import evaluate_framework, load_framework, status_shares
+from pipeline.features.qualification import Framework, evaluate_framework, load_framework, status_shares
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventL
 def build_features(
     records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None, fields: list[FieldInfo], *,
     params: FeaturesParams, scoring_date: date | None = None, event_accounts: pd.DataFrame | None = None,
-    icp: IcpParams, framework: str, audit: Audit | None = None,
+    icp: IcpParams, framework: str | Framework, audit: Audit | None = None, event_types: list[str] | None = None,
 ) -> FeatureSet:
     """Feature matrix for every record; open records (and all, without decision dates) at ``scoring_date``.
 
@@ -77,6 +77,9 @@ def build_features(
     read, :class:`PendingEventLog`) while this thread builds what needs only the records: field
     features, ICP fit, and the framework unless its rules refer to intent features. With
     ``audit``, the leakage guard measures each group of features as soon as it is built.
+    ``event_types`` are the activity types that get features of their own (default: the export's
+    ``params.max_event_types`` most frequent); a model's recipe pins them at scoring, so a night's
+    export with other frequencies gives the columns the model was trained on. The report names them.
     """
     scoring = pd.Timestamp(scoring_date) if scoring_date else default_scoring_date(records, events)
     is_open = (records["outcome"] == OUTCOME_OPEN).to_numpy()
@@ -95,7 +98,8 @@ def build_features(
     activity_job = None
     if events is not None and len(events):
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intent")
-        activity_job = pool.submit(_activity, records, as_of, events, params=params, event_accounts=event_accounts)
+        activity_job = pool.submit(_activity, records, as_of, events, params=params, event_accounts=event_accounts,
+                                   types=event_types)
         pool.shutdown(wait=False)  # the thread ends with the job
     columns, field_specs = field_features(records, fields, as_of=as_of)
     matrix = pd.concat([base, pd.DataFrame(columns, index=records.index)], axis=1)
@@ -109,7 +113,7 @@ def build_features(
                                      "Fit with the ideal customer profile"))
         detail += ["icp_matched", "icp_missed"]
         context["icp_fit"] = matrix["icp_fit"]
-    rules = load_framework(framework)
+    rules = framework if isinstance(framework, Framework) else load_framework(framework)
     fw_specs = [FeatureSpec(criterion_column(criterion.key), "categorical", "qualification", criterion.key,
                             f"{rules.name}: {criterion.label}") for criterion in rules.criteria]
     fw_specs.append(FeatureSpec(FRAMEWORK_POINTS, "numeric", "qualification", "framework",
@@ -126,8 +130,9 @@ def build_features(
         if flags is not None:
             audit.measure(flags, fw_specs)
     intent: list[FeatureSpec] = []
+    used_types: list[str] | None = None
     if activity_job is not None:
-        activity, intent = activity_job.result()
+        activity, intent, used_types = activity_job.result()
         matrix = pd.concat([matrix, activity], axis=1)
         if audit is not None:
             audit.measure(activity, intent)
@@ -145,7 +150,7 @@ def build_features(
     matrix = matrix.astype({s.name: "str" if s.kind == "categorical" else "float64" for s in specs}
                            | {column: "str" for column in detail})
     shares_by_criterion = status_shares(flags, rules)
-    report = {"framework": rules.name, "criteria": shares_by_criterion}
+    report = {"framework": rules.name, "criteria": shares_by_criterion, "event_types": used_types}
     log.info("features: %d records (%d open, as of %s) x %d features", len(matrix), int(is_open.sum()),
              scoring.date(), len(specs))
     for key, shares in shares_by_criterion.items():
@@ -154,16 +159,18 @@ def build_features(
 
 
 def _activity(records: pd.DataFrame, as_of: pd.Series, events: EventLog | PendingEventLog | pd.DataFrame, *,
-              params: FeaturesParams, event_accounts: pd.DataFrame | None) -> tuple[pd.DataFrame, list[FeatureSpec]]:
-    """The intent features of the records and their specs (waiting for a log still being read)."""
+              params: FeaturesParams, event_accounts: pd.DataFrame | None, types: list[str] | None
+              ) -> tuple[pd.DataFrame, list[FeatureSpec], list[str]]:
+    """The intent features of the records, their specs and the event types they are of (waiting
+    for a log still being read)."""
     log_ = as_event_log(events)
-    types = event_types(log_, limit=params.max_event_types)
+    types = event_types(log_, limit=params.max_event_types) if types is None else list(types)
     with_accounts = event_accounts is not None and bool(records["account_key"].notna().any())
     activity = intent_features(records["event_key"], as_of, log_, types=types, windows=params.event_windows_days,
                                half_life_days=params.half_life_days, weights=params.event_weights,
                                accounts=records["account_key"] if with_accounts else None,
                                key_accounts=event_accounts if with_accounts else None)
-    return activity, intent_specs(types, params.event_windows_days, accounts=with_accounts)
+    return activity, intent_specs(types, params.event_windows_days, accounts=with_accounts), types
 
 
 def _rule_context(records: pd.DataFrame, fields: list[FieldInfo], matrix: pd.DataFrame) -> pd.DataFrame:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contracts.fields import FieldInfo
-from pipeline.contracts.files import EVENT_ACCOUNTS_FILE, EVENTS_FILE, FIELDS_FILE, RECORDS_FILE
+from pipeline.contracts.files import EVENT_ACCOUNTS_FILE, EVENTS_FILE, FIELDS_FILE, MAPPING_FILE, RECORDS_FILE
 from pipeline.errors import DataError
 from pipeline.features.events import Dictionary, PendingEventLog
 from pipeline.io.files import read_json
@@ -26,6 +27,7 @@ class Interim:
     events: PendingEventLog | None  # read on a thread of its own: build_features waits for it when it needs it
     fields: list[FieldInfo]
     event_accounts: pd.DataFrame | None
+    mapping: dict[str, Any] | None = None  # the explicit source: mapping ingest read the export with
 
 
 def read_interim(interim_dir: Path) -> Interim:
@@ -40,7 +42,9 @@ def read_interim(interim_dir: Path) -> Interim:
     events = PendingEventLog(events_path) if events_path.exists() else None
     records = _read_table(records_path)
     event_accounts = _read_table(accounts_path) if accounts_path.exists() else None
-    return Interim(records, events, fields, event_accounts)
+    mapping_path = interim_dir / MAPPING_FILE
+    mapping = read_json(mapping_path) if mapping_path.exists() else None
+    return Interim(records, events, fields, event_accounts, mapping)
 
 
 def _read_table(path: Path) -> pd.DataFrame:

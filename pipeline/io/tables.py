@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -343,7 +344,10 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_datetime64_any_dtype(column.dtype):
             continue
         text = column.astype(object)
-        risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START)).to_numpy(dtype=bool)
+        codes, uniques = pd.factorize(text)  # each distinct value checked once: most columns repeat a few
+        bad = np.fromiter((isinstance(v, str) and v.startswith(FORMULA_START) for v in uniques), dtype=bool,
+                          count=len(uniques))
+        risky = (codes >= 0) & bad[np.maximum(codes, 0)] if len(uniques) else np.zeros(len(text), dtype=bool)
         if risky.any():
             out[name] = text.where(~risky, "'" + text.where(risky, "").astype(str))
     return out

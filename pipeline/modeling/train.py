@@ -159,6 +159,7 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
         "typical_won": typical_won_values(x_train, y_train, features.specs),
         "drift_reference": reference_profile(x_train, features.specs, train_scores, bins=drift_bins),
         "train_data_sha256": data_fingerprint(train_rows),
+        "recipe": features.recipe,
     }
     return TrainResult(booster=booster, best_iteration=best, description=description, split=slices)
 

@@ -70,6 +70,9 @@ class Lead:
     model_status: str | None
     as_of: str | None
     scored_at: str | None
+    score_change: int | None = None   # since the lead's previous run (None: first scored, or no history)
+    trend: str | None = None
+    change_reason: str | None = None
 
 
 def _text(value: Any) -> str | None:
@@ -177,6 +180,9 @@ def _lead(row: dict[str, Any], *, index: int) -> Lead:
         model_status=_text(row.get("model_status")),
         as_of=_text(row.get("as_of")),
         scored_at=_text(row.get("scored_at")),
+        score_change=None if (moved := _number(row.get("score_change"))) is None else round(moved),
+        trend=_text(row.get("trend")),
+        change_reason=_text(row.get("change_reason")),
     )
 
 
@@ -210,6 +216,15 @@ def drift_rows(report: dict[str, Any] | None) -> dict[str, Any] | None:
             "act": report["thresholds"]["act"], "flagged": [{**i, "psi": f"{i['psi']:.3f}"} for i in items]}
 
 
+CHANGED_SHOWN = 10  # leads in the "changed most since the last run" list
+
+
+def changed_most(leads: list[Lead], n: int = CHANGED_SHOWN) -> list[Lead]:
+    """The leads whose score moved most since their previous run (largest |change| first, then rank)."""
+    moved = [lead for lead in leads if lead.score_change]
+    return sorted(moved, key=lambda lead: (-abs(lead.score_change or 0), lead.rank))[:n]
+
+
 def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", generated_at: str | None = None,
                       notes: list[str] | None = None, drift: dict[str, Any] | None = None) -> str:
     """The board as an HTML string. Without ``generated_at`` the newest ``scored_at`` stands in,
@@ -223,6 +238,8 @@ def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", genera
         notes=[note for note in notes or [] if note],
         drift=drift_rows(drift),
         leads=leads,
+        changed=changed_most(leads),
+        tracked=any(lead.trend not in (None, "new") for lead in leads),
         as_of=sorted({lead.as_of for lead in leads if lead.as_of}),
         unpromoted=any(lead.model_status == UNPROMOTED for lead in leads),
     )

@@ -12,8 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 
-def lead_card(row: pd.Series) -> Any:
-    """A rich renderable of one scored lead (a row of scores.parquet): what `leadscore explain` prints."""
+def lead_card(row: pd.Series, *, history: pd.DataFrame | None = None) -> Any:
+    """A rich renderable of one scored lead (a row of scores.parquet): what `leadscore explain` prints,
+    with the lead's last runs from the score history when ``history`` is given."""
 
     def items(column: str) -> list[dict[str, Any]]:
         value = row.get(column)
@@ -43,7 +44,11 @@ def lead_card(row: pd.Series) -> Any:
     raise_lines = [Text("- " + item["text"]) for item in items("what_would_raise_detail")]
     footer = Text(f"model {row.get('model_version')} (registry version {row.get('registry_version') or 'none'}, "
                   f"{row.get('model_status')}); as of {row.get('as_of')}; scored {row.get('scored_at')}", style="dim")
-    parts: list[Any] = [head, rule, Text(""), Text("Why this score", style="bold"), reasons_table]
+    parts: list[Any] = [head, rule]
+    change = row.get("change_reason")
+    if isinstance(change, str) and change:
+        parts += [Text(""), Text(f"Since the last run ({row.get('trend')}): ", style="bold") + Text(change)]
+    parts += [Text(""), Text("Why this score", style="bold"), reasons_table]
     if raise_lines:
         parts += [Text(""), Text("What would raise it", style="bold"), *raise_lines]
     if checks.row_count:
@@ -51,5 +56,15 @@ def lead_card(row: pd.Series) -> Any:
     if row.get("model_status") == "unpromoted":
         parts += [Text(""), Text("Warning: this score comes from a model that did not pass the quality gates.",
                                  style="bold red")]
+    if history is not None and len(history):
+        runs = Table(show_header=True, box=None, pad_edge=False)
+        for title, justify in (("Scored", "left"), ("Score", "right"), ("Grade", "left"), ("Change", "right"),
+                               ("Trend", "left"), ("Model", "left")):
+            runs.add_column(title, justify=justify)  # type: ignore[arg-type]
+        for r in history.itertuples(index=False):
+            moved = "" if pd.isna(r.score_change) else f"{int(r.score_change):+d}"
+            runs.add_row(str(r.scored_at)[:16].replace("T", " "), str(r.score), str(r.grade), moved, str(r.trend),
+                         f"{r.model_version} (v{r.registry_version or '-'})")
+        parts += [Text(""), Text(f"Score history (last {len(history)} runs)", style="bold"), runs]
     parts += [Text(""), footer]
     return Panel(Group(*parts), title=f"Lead {row['record_id']}", expand=False)

@@ -15,21 +15,47 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from pipeline.config import ScoreParams
+from pipeline.config import HistoryParams, ScoreParams
 from pipeline.contracts.features import FRAMEWORK_POINTS, FRAMEWORK_PREFIX, FeatureSpec, reason_column
-from pipeline.errors import DataError
-from pipeline.explain.reasons import Groups, Ranked, Template, default_templates, load_templates, rank_reasons
+from pipeline.errors import DataError, ModelError
+from pipeline.explain.reasons import (
+    Groups,
+    Ranked,
+    Template,
+    Wording,
+    default_templates,
+    load_templates,
+    rank_reasons,
+)
 from pipeline.explain.shap import Explainer
 from pipeline.modeling.drift import DriftCounter
 from pipeline.modeling.grades import grade, score_points
 from pipeline.modeling.model import LoadedModel
+from pipeline.scoring.change import CHANGE_COLUMNS, Explained, OldExplainer, changes
 from pipeline.scoring.checklist import checklist, checklist_json
+from pipeline.scoring.history import Previous, history_table
 from pipeline.scoring.raising import TOP, what_would_raise
 from pipeline.scoring.routing import next_steps
 
+INT_CHANGE_COLUMNS = ("previous_score", "score_change")
 # The JSON detail columns: in the Parquet output (for the lead board and `leadscore explain`), not the CSV.
-DETAIL_COLUMNS = ["reasons_for", "reasons_against", "what_would_raise_detail", "checklist"]
+DETAIL_COLUMNS = ["reasons_for", "reasons_against", "what_would_raise_detail", "checklist", "change_detail"]
+
+
+@dataclass
+class Tracking:
+    """A run that keeps the score history: the leads' previous runs to describe each change against,
+    the previous models (for a change of model), and the history rows collected chunk by chunk."""
+
+    previous: Previous
+    old: OldExplainer
+    params: HistoryParams
+    model_name: str
+    job: str                                   # stage or export
+    tables: list[pa.Table] = field(default_factory=list)
+    worst_residual: float = 0.0
 
 
 @dataclass
@@ -73,17 +99,34 @@ class Scorer:
             raise DataError(f"{path} lacks column(s) the model {self.model.version} needs: {shown}. Score a feature "
                             "matrix built by `leadscore features` with the params the model was trained with")
 
-    def score(self, rows: pd.DataFrame, *, scored_at: str, detail: bool) -> pd.DataFrame:
+    def explained(self, rows: pd.DataFrame) -> Explained:
+        """This model's scores and exact group contributions for ``rows`` (a previous model, explaining
+        today's rows for a change of model)."""
+        missing = [s.name for s in self.model.specs if s.name not in rows.columns]
+        if missing:
+            raise ModelError(f"model {self.model.version} needs feature(s) today's matrix lacks: "
+                             f"{', '.join(missing[:5])}")
+        x = self.model.matrix(rows)
+        probability = self.model.calibration.apply(np.asarray(self.model.booster.predict(x), dtype=float)) \
+            if len(x) else np.zeros(0)
+        phi, base = self.explainer.explain(x)
+        return Explained.of(self.model, x, phi, base, score_points(probability), self.groups,
+                            Wording(self.model.specs, self.templates))
+
+    def score(self, rows: pd.DataFrame, *, scored_at: str, detail: bool, track: Tracking | None = None
+              ) -> pd.DataFrame:
         """Scores for ``rows`` (feature-matrix rows). ``detail`` adds the JSON columns (reasons, what
-        would raise it, checklist) for Parquet. With ``params.explain`` off, the reason and
-        what-would-raise columns stay empty (and SHAP is skipped)."""
+        would raise it, checklist, the change) for Parquet. With ``params.explain`` off, the reason and
+        what-would-raise columns stay empty (and SHAP is skipped). ``track`` adds the change since each
+        lead's previous run and collects the run's history rows."""
         model, params, groups = self.model, self.params, self.groups
         x = model.matrix(rows)
         probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) if len(x) \
             else np.zeros(0)
         score = score_points(probability)
+        phi = base = None
         if params.explain:
-            phi = self.explainer.explain(x)[0]
+            phi, base = self.explainer.explain(x)
             reasons_for, reasons_against = rank_reasons(x, phi, model.specs, k=params.top_reasons,
                                                         min_contribution=params.min_contribution,
                                                         templates=self.templates, groups=groups)
@@ -121,19 +164,47 @@ class Scorer:
         frame["registry_version"] = pd.Series(model.registry_version, index=frame.index, dtype="str")
         frame["model_status"] = self.status
         frame["scored_at"] = scored_at
+        change_detail = self._track(track, rows, x, frame, phi, base, score, detail=detail) \
+            if track is not None else None
+        if change_detail is None:
+            for column in CHANGE_COLUMNS:
+                frame[column] = pd.array([pd.NA] * len(frame), dtype="Int64") if column in INT_CHANGE_COLUMNS \
+                    else "new" if column == "trend" else ""
+            change_detail = np.full(len(frame), "", dtype=object)
         if detail:
             frame["reasons_for"] = reasons_for.json(groups.titles)
             frame["reasons_against"] = reasons_against.json(groups.titles)
             frame["what_would_raise_detail"] = raise_detail
             frame["checklist"] = checklist_json(checks, len(rows))
+            frame["change_detail"] = change_detail
         return frame
 
-    def score_chunk(self, chunk: pd.DataFrame, *, scored_at: str,
-                    detail: bool) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter]:
+    def _track(self, track: Tracking, rows: pd.DataFrame, x: pd.DataFrame, frame: pd.DataFrame,
+               phi: np.ndarray | None, base: np.ndarray | None, score: np.ndarray, *, detail: bool) -> np.ndarray:
+        """The change columns of ``frame`` (in place) and the run's history rows; the JSON detail."""
+        groups = self.groups
+        causes = phi is not None and base is not None
+        if phi is None or base is None:  # score.explain off: the change is known, not its causes
+            phi, base = np.zeros((len(x), len(self.model.specs))), np.full(len(x), np.nan)
+        now = Explained.of(self.model, x, phi, base, score, groups, Wording(self.model.specs, self.templates))
+        found = changes(now, rows, model_version=self.model.version, previous=track.previous, old=track.old,
+                        params=track.params, top=self.params.top_reasons, causes=causes, detail=detail)
+        for column in CHANGE_COLUMNS:
+            frame[column] = found.columns[column].to_numpy() if column not in INT_CHANGE_COLUMNS \
+                else found.columns[column].array
+        track.worst_residual = max(track.worst_residual, found.worst_residual)
+        rows_out = frame[["scored_at", "record_id", "model_version", "registry_version", "model_status", "probability",
+                          "score", "grade", "next_step", *CHANGE_COLUMNS]].assign(
+            model_name=track.model_name, job=track.job, raw_score=now.raw, base_value=now.base)
+        track.tables.append(history_table(rows_out, sources=groups.sources, contributions=now.contributions))
+        return found.detail
+
+    def score_chunk(self, chunk: pd.DataFrame, *, scored_at: str, detail: bool, track: Tracking | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, DriftCounter]:
         """One chunk of a batch: its scores, its quarantined rows (``row`` counts from 1 within it)
         and its drift counts."""
         good, quarantined = quarantine_rows(chunk, self.model.specs)
-        scores = self.score(good, scored_at=scored_at, detail=detail)
+        scores = self.score(good, scored_at=scored_at, detail=detail, track=track)
         counter = DriftCounter(self.drift_reference)
         counter.add(good, scores["score"].to_numpy())
         return scores, quarantined, counter

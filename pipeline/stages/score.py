@@ -16,9 +16,13 @@ byte-identical outputs and DVC sees nothing changed. ``--input`` runs stamp the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.config import Settings
 from pipeline.contracts.features import FeatureSet, read_feature_set
@@ -26,14 +30,20 @@ from pipeline.contracts.fields import OUTCOME_OPEN
 from pipeline.contracts.files import DRIFT_REPORT, LEAD_BOARD, SCORES_CSV, SCORES_PARQUET
 from pipeline.errors import ConfigError, ModelError, RegistryError
 from pipeline.io.files import atomic_path, write_json
-from pipeline.io.tables import spreadsheet_safe
-from pipeline.mlops.selection import CHAMPION, scoring_model
+from pipeline.io.tables import ChunkWriter, spreadsheet_safe, table_format
+from pipeline.mlops.selection import CHAMPION, REGISTRY, scoring_model
 from pipeline.mlops.tracking import Store
+from pipeline.modeling.drift import DriftCounter
 from pipeline.modeling.grades import GRADES
 from pipeline.modeling.model import LoadedModel, check_features_match
 from pipeline.reporting.board import render_board
-from pipeline.scoring.batch import BatchSummary, drift_report, score_file
-from pipeline.scoring.scorer import DETAIL_COLUMNS, Scorer
+from pipeline.runtime import progress_bar
+from pipeline.scoring.batch import BatchSummary, drift_report, score_file, side_path
+from pipeline.scoring.change import Explained, old_model_explainer
+from pipeline.scoring.export import export_rows, instant
+from pipeline.scoring.history import SCHEMA as HISTORY_SCHEMA
+from pipeline.scoring.history import History, Previous, history_table
+from pipeline.scoring.scorer import DETAIL_COLUMNS, Scorer, Tracking
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +51,75 @@ log = logging.getLogger(__name__)
 def write_scores(scores: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
     """scores.csv (no JSON detail, safe to open in a spreadsheet) and scores.parquet (everything)."""
     csv_path, parquet_path = out_dir / SCORES_CSV, out_dir / SCORES_PARQUET
-    with atomic_path(csv_path) as tmp:
-        spreadsheet_safe(scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores])).to_csv(tmp, index=False)
-    with atomic_path(parquet_path) as tmp:
-        scores.to_parquet(tmp, index=False)
+    write_scores_file(scores, csv_path)
+    write_scores_file(scores, parquet_path)
     return csv_path, parquet_path
+
+
+def write_scores_file(scores: pd.DataFrame, path: Path) -> Path:
+    """One scores file, atomically, as `score --input` writes one: CSV without the JSON detail (safe in
+    a spreadsheet), or Parquet with it."""
+    if table_format(path) == "csv":
+        scores = scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores])
+    with ChunkWriter(path) as writer:
+        writer.write(scores)
+    return path
+
+
+def score_open(scorer: Scorer, rows: pd.DataFrame, *, scored_at: str, chunk_rows: int, track: Tracking | None,
+               where: str, detail: bool = True, progress: bool = False) -> tuple[pd.DataFrame, DriftCounter]:
+    """Score open records ``chunk_rows`` at a time (the score stage and `score --export` alike, so the
+    two give the same bytes), sorted by score; with ``track``, the change since each lead's last run."""
+    parts: list[pd.DataFrame] = []
+    counter = DriftCounter(scorer.drift_reference)
+    with progress_bar(len(rows), enabled=progress) as advance:
+        for start in range(0, max(len(rows), 1), chunk_rows):
+            chunk = rows.iloc[start:start + chunk_rows]
+            scores, bad, chunk_counter = scorer.score_chunk(chunk, scored_at=scored_at, detail=detail, track=track)
+            if len(bad):  # the features are built from validated records: a bug upstream, not bad input
+                raise ModelError(f"{len(bad)} row(s) of {where} cannot be scored, e.g. {bad['reason'].iloc[0]}; "
+                                 "rebuild the features")
+            parts.append(scores)
+            counter = counter.merge(chunk_counter)
+            advance(len(chunk))
+    scores = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return scores.sort_values(["score", "record_id"], ascending=[False, True], kind="stable"), counter
+
+
+def tracking(settings: Settings, store: Store, scorer: Scorer, *, scored_at: str, job: str) -> Tracking | None:
+    """The score history of this export, to append to and describe changes against (None: history off)."""
+    if not settings.history.enabled:
+        return None
+    history = History(settings.paths.history, store.model_name)
+    previous = Previous.of(history, scored_at=scored_at, runs=settings.history.trend_runs - 1)
+
+    def load(version: str, registry_version: str | None) -> LoadedModel:
+        if registry_version is None:
+            raise ModelError("it was no registered version")
+        model, _ = scoring_model(store, models_dir=settings.paths.models, which=registry_version)
+        if model.version != version:
+            raise ModelError(f"registry version {registry_version} is now {model.version}")
+        return model
+
+    def make(model: LoadedModel) -> Callable[[pd.DataFrame], Explained]:
+        return Scorer(model, scorer.params, scorer.grade_bands, REGISTRY).explained
+
+    return Tracking(previous=previous, old=old_model_explainer(load, make=make), params=settings.history,
+                    model_name=store.model_name, job=job)
+
+
+def record_history(settings: Settings, track: Tracking | None, *, scored_at: str) -> Path | None:
+    """Append the run's rows to the score history (atomically; the same instant again replaces it)."""
+    if track is None:
+        return None
+    history = History(settings.paths.history, track.model_name)
+    table = pa.concat_tables(track.tables) if track.tables else history_table(
+        pd.DataFrame(columns=[f.name for f in HISTORY_SCHEMA]), sources=[], contributions=np.zeros((0, 0)))
+    path = history.append(table, scored_at=scored_at)
+    changed = int(pd.Series(table.column("score_change").to_pandas()).fillna(0).ne(0).sum())
+    log.info("score history: %d leads at %s (%d changed since their last run) -> %s", table.num_rows, scored_at,
+             changed, path)
+    return path
 
 
 def scoring_instant(open_rows: pd.DataFrame) -> str:
@@ -87,11 +161,10 @@ def run(settings: Settings) -> pd.DataFrame:
     _check_matrix(model, features, status=status, store=store)
     open_rows = features.matrix[features.matrix["outcome"] == OUTCOME_OPEN]
     scorer = Scorer(model, settings.score, settings.grades.bands, status)
-    scores, bad, counter = scorer.score_chunk(open_rows, scored_at=scoring_instant(open_rows), detail=True)
-    if len(bad):  # the features stage writes clean rows: this is a bug upstream, not bad input
-        raise ModelError(f"{len(bad)} row(s) of {paths.features} cannot be scored, e.g. "
-                         f"{bad['reason'].iloc[0]}; rebuild the features")
-    scores = scores.sort_values(["score", "record_id"], ascending=[False, True], kind="stable")
+    scored_at = scoring_instant(open_rows)
+    track = tracking(settings, store, scorer, scored_at=scored_at, job="stage") if scored_at else None
+    scores, counter = score_open(scorer, open_rows, scored_at=scored_at, chunk_rows=settings.score.chunk_rows,
+                                 track=track, where=str(paths.features))
     csv_path, _ = write_scores(scores, paths.scores)
     report = drift_report(counter, settings.drift)
     write_json(paths.scores / DRIFT_REPORT, report)
@@ -108,7 +181,64 @@ def run(settings: Settings) -> pd.DataFrame:
     log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,
              model.version, model.registry_version or "none", csv_path,
              ", ".join(f"{g}: {n}" for g, n in counts.items()))
+    record_history(settings, track, scored_at=scored_at)
     return scores
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What a `leadscore score --export` run did."""
+
+    output: Path
+    scored_at: str
+    scored: int
+    closed_skipped: int
+    quarantined: int
+    quarantine_path: Path | None
+    history_path: Path | None
+    model_version: str
+    model_status: str
+
+
+def run_export(settings: Settings, *, export_dir: Path, output_path: Path, model_name: str | None = None,
+               scored_at: str | None = None, progress: bool = False) -> ExportSummary:
+    """`leadscore score --export DIR --output OUT`: tonight's raw export scored with the champion, read
+    and featurised with the recipe the champion was trained with (:mod:`pipeline.scoring.export`)."""
+    table_format(output_path)  # an unknown output type, or a bad instant, fails before any work
+    instant(scored_at)
+    store = Store.of(settings.registry, source=settings.source, mlflow_db=settings.paths.mlflow_db)
+    model, status = _choose(store, models_dir=settings.paths.models, which=model_name)
+    rows = export_rows(model, export_dir, scored_at=scored_at)
+    scorer = Scorer(model, settings.score, settings.grades.bands, status)
+    matrix = rows.matrix if rows.matrix is not None else pd.DataFrame(columns=scorer.input_columns())
+    if rows.matrix is None:
+        log.warning("%s holds no open record: writing an empty %s", export_dir, output_path.name)
+    track = tracking(settings, store, scorer, scored_at=rows.scored_at, job="export")
+    rows = replace(rows, matrix=None)  # the matrix lives on as ``matrix`` only, and goes once scored
+    scores, counter = score_open(scorer, matrix, scored_at=rows.scored_at, chunk_rows=settings.score.chunk_rows,
+                                 track=track, where=str(export_dir), progress=progress,
+                                 detail=table_format(output_path) == "parquet")
+    del matrix
+    write_scores_file(scores, output_path)
+    quarantine = rows.quarantine
+    quarantine_path = side_path(output_path, ".quarantine.csv")
+    if len(quarantine):
+        with atomic_path(quarantine_path) as tmp:
+            spreadsheet_safe(quarantine).to_csv(tmp, index=False)
+        log.warning("%d row(s) of the export were quarantined, each with its reason, in %s", len(quarantine),
+                    quarantine_path)
+    else:
+        quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
+    if len(scores):
+        write_json(side_path(output_path, ".drift.json"), drift_report(counter, settings.drift))
+    history_path = record_history(settings, track, scored_at=rows.scored_at)
+    closed = rows.outcomes["won"] + rows.outcomes["lost"]
+    log.info("scored %d open leads of %s as of %s with the %s model %s (registry version %s) -> %s; %d closed "
+             "skipped, %d rows quarantined", len(scores), export_dir, rows.scored_at, status, model.version,
+             model.registry_version or "none", output_path, closed, len(quarantine))
+    return ExportSummary(output=output_path, scored_at=rows.scored_at, scored=len(scores), closed_skipped=closed,
+                         quarantined=len(quarantine), quarantine_path=quarantine_path if len(quarantine) else None,
+                         history_path=history_path, model_version=model.version, model_status=status)
 
 
 def run_batch(settings: Settings, *, input_path: Path, output_path: Path, model_name: str | None = None,

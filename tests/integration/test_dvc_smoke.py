@@ -60,7 +60,8 @@ def test_repro_writes_scores_for_every_open_deal(project: Path) -> None:
     board = (project / "data/scores/lead_board.html").read_text(encoding="utf-8")
     assert board.count("<tr data-record-id=") == len(scores) and not re.search(r"(src|href)=\"https?:", board)
     parquet = pd.read_parquet(project / "data/scores/scores.parquet")
-    pd.testing.assert_frame_equal(scores.fillna(""), parquet[scores.columns].fillna(""), check_dtype=False)
+    pd.testing.assert_frame_equal(scores.astype(object).fillna(""), parquet[scores.columns].astype(object).fillna(""),
+                                  check_dtype=False)
 
 
 def test_metrics_show_prints_the_headline_within_120_columns(project: Path) -> None:
@@ -114,6 +115,16 @@ def test_second_repro_is_up_to_date(project: Path) -> None:
     assert "Running stage" not in again.stdout
     status = _run(["dvc", "status"], project)
     assert "Data and pipelines are up to date" in status.stdout
+
+
+def test_the_nightly_job_on_the_raw_export_writes_the_stages_bytes_outside_dvc(project: Path) -> None:
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    done = _run([leadscore, "score", "--export", "data/raw", "--output", "nightly/scores.csv"], project)
+    assert done.returncode == 0, done.stderr
+    assert (project / "nightly/scores.csv").read_bytes() == (project / "data/scores/scores.csv").read_bytes()
+    assert len(list((project / "data/history").glob("scored_date=*/*.parquet"))) == 1  # the stage's run, replaced
+    status = _run(["dvc", "status"], project)
+    assert "Data and pipelines are up to date" in status.stdout  # the history is no DVC output
 
 
 def test_explain_prints_a_card_and_names_an_unknown_id(project: Path) -> None:

@@ -63,7 +63,7 @@ def _assert_same_as_scores_csv(out: pd.DataFrame, settings: Settings) -> None:
     for column in out.columns:
         if column == "probability":
             continue
-        got, want = out[column].fillna("").astype(str), expected[column].astype(str)
+        got, want = out[column].astype(object).fillna("").astype(str), expected[column].astype(str)
         assert (got.to_numpy() == want.to_numpy()).all(), f"{column}: {got.head(3).tolist()} vs {want.head(3).tolist()}"
 
 
