@@ -29,7 +29,6 @@ import pandas as pd
 from pipeline.config import HistoryParams
 from pipeline.errors import DataError, ModelError
 from pipeline.explain.reasons import Groups, Wording, lead_features
-from pipeline.modeling.grades import score_points
 from pipeline.modeling.model import LoadedModel
 from pipeline.scoring.history import Previous
 
@@ -52,7 +51,7 @@ class Explained:
     words: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, group per row) -> the group's value, worded
 
     @classmethod
-    def of(cls, model: LoadedModel, x: pd.DataFrame, phi: np.ndarray, base: np.ndarray, score: np.ndarray,
+    def of(cls, x: pd.DataFrame, phi: np.ndarray, base: np.ndarray, score: np.ndarray,
            groups: Groups, wording: Wording) -> Explained:
         contributions = groups.sum(phi)
         lead = lead_features(phi, groups)
@@ -261,8 +260,3 @@ def old_model_explainer(load: Callable[[str, str | None], LoadedModel], *, make:
         return cache[version]
 
     return get
-
-
-def score_of(model: LoadedModel, probability_raw: np.ndarray) -> np.ndarray:
-    """The points a model gives its LightGBM probabilities (calibrated)."""
-    return score_points(model.calibration.apply(probability_raw))

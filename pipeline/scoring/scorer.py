@@ -99,6 +99,12 @@ class Scorer:
             raise DataError(f"{path} lacks column(s) the model {self.model.version} needs: {shown}. Score a feature "
                             "matrix built by `leadscore features` with the params the model was trained with")
 
+    def _probability(self, x: pd.DataFrame) -> np.ndarray:
+        """The calibrated probability of each row of the model matrix ``x``."""
+        if not len(x):
+            return np.zeros(0)
+        return self.model.calibration.apply(np.asarray(self.model.booster.predict(x), dtype=float))
+
     def explained(self, rows: pd.DataFrame) -> Explained:
         """This model's scores and exact group contributions for ``rows`` (a previous model, explaining
         today's rows for a change of model)."""
@@ -107,10 +113,9 @@ class Scorer:
             raise ModelError(f"model {self.model.version} needs feature(s) today's matrix lacks: "
                              f"{', '.join(missing[:5])}")
         x = self.model.matrix(rows)
-        probability = self.model.calibration.apply(np.asarray(self.model.booster.predict(x), dtype=float)) \
-            if len(x) else np.zeros(0)
+        probability = self._probability(x)
         phi, base = self.explainer.explain(x)
-        return Explained.of(self.model, x, phi, base, score_points(probability), self.groups,
+        return Explained.of(x, phi, base, score_points(probability), self.groups,
                             Wording(self.model.specs, self.templates))
 
     def score(self, rows: pd.DataFrame, *, scored_at: str, detail: bool, track: Tracking | None = None
@@ -121,8 +126,7 @@ class Scorer:
         lead's previous run and collects the run's history rows."""
         model, params, groups = self.model, self.params, self.groups
         x = model.matrix(rows)
-        probability = model.calibration.apply(np.asarray(model.booster.predict(x), dtype=float)) if len(x) \
-            else np.zeros(0)
+        probability = self._probability(x)
         score = score_points(probability)
         phi = base = None
         if params.explain:
@@ -186,7 +190,7 @@ class Scorer:
         causes = phi is not None and base is not None
         if phi is None or base is None:  # score.explain off: the change is known, not its causes
             phi, base = np.zeros((len(x), len(self.model.specs))), np.full(len(x), np.nan)
-        now = Explained.of(self.model, x, phi, base, score, groups, Wording(self.model.specs, self.templates))
+        now = Explained.of(x, phi, base, score, groups, Wording(self.model.specs, self.templates))
         found = changes(now, rows, model_version=self.model.version, previous=track.previous, old=track.old,
                         params=track.params, top=self.params.top_reasons, causes=causes, detail=detail)
         for column in CHANGE_COLUMNS:
