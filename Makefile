@@ -2,7 +2,8 @@
 #   make run    create .venv if missing, install, run the whole DVC pipeline
 #   make test   create .venv if missing, install, run ruff, the import layers (import-linter), mypy and pytest
 #   make bench  every benchmark, one JSON line each: features (vs DuckDB), shap (vs pred_contrib),
-#               score, memory and dask, export (the nightly job vs ingest + features + score --input)
+#               score, memory and dask, export (the nightly job vs ingest + features + score --input),
+#               serve (the web app's first page at 50,000 leads vs 500, and the static board's size)
 #               (make bench-features BENCH_ARGS="--leads 20000", bench-score SCORE_BENCH_ARGS=--quick,
 #               bench-export EXPORT_BENCH_ARGS="--open 20000")
 PYTHON ?= python3
@@ -14,9 +15,10 @@ BENCH_ARGS ?=
 SHAP_BENCH_ARGS ?=
 SCORE_BENCH_ARGS ?=
 EXPORT_BENCH_ARGS ?=
+SERVE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score bench-export mlflow-ui exps clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score bench-export bench-serve mlflow-ui exps clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -48,8 +50,11 @@ imports: venv
 typecheck: venv
 	mypy
 
+# Two workers, a test file each at a time (module fixtures stay in one process; session fixtures
+# are built once per worker): the suite's wall time on 2 cores about halves.
+PYTEST_WORKERS ?= 2
 pytest: venv browser
-	pytest --durations=12
+	pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=12
 
 # Debian's chromium and chromedriver for the lead board's browser test (apt, as root or via sudo -n);
 # without them the test skips locally and fails under CI=true.
@@ -64,7 +69,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-features bench-shap bench-score bench-export
+bench: bench-features bench-shap bench-score bench-export bench-serve
 
 bench-features: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
@@ -77,6 +82,10 @@ bench-score: venv
 
 bench-export: venv
 	$(BIN)/python benchmarks/export_bench.py $(EXPORT_BENCH_ARGS)
+
+# leadscore serve's first page at 50,000 leads (vs 500) and the static board's size
+bench-serve: venv
+	$(BIN)/python benchmarks/serve_bench.py $(SERVE_BENCH_ARGS)
 
 mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

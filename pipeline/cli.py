@@ -65,6 +65,10 @@ ROLLBACK_HELP = ("give the champion alias back to the previous champion (or to -
 RUN_HELP = ("run every stage in order without DVC: generate (only for source.kind synthetic), ingest, features, "
             "train, evaluate, score")
 INSPECT_HELP = "profile an unseen CRM export (CSV or Parquet) and draft the source: section of params.yaml for it"
+SERVE_HELP = ("the lead board as a web app for the sales team: filters, search, lead cards with their history, "
+              "and the reps' verdicts and overrides stored in the feedback database (docs/reps.md)")
+USERS_HELP = ("the users of the feedback database (`leadscore serve` signs them in): reps, who see the leads "
+              "of their CRM owner value, and managers, who see every lead (docs/feedback.md)")
 PARAMS_HELP = ("print the settings in effect, every key, as YAML: the params file layered over the defaults "
                "(e.g. an example's source: section over params.yaml's values)")
 
@@ -114,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--to", metavar="VERSION", help="the registry version to make champion "
                           "(default: the one that held the alias before the current champion)")
     sub.add_parser("params", parents=[common], help=PARAMS_HELP, description=PARAMS_HELP)
+    serve = sub.add_parser("serve", parents=[common], help=SERVE_HELP, description=SERVE_HELP)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine "
+                       "only; any other address requires every user to sign in)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--scores", metavar="PATH", help="a scores .parquet (default: the score stage's "
+                       "paths.scores/scores.parquet)")
+    serve.add_argument("--sign-in", action="store_true", help="require sign-in on this machine too")
+    users = sub.add_parser("users", help=USERS_HELP, description=USERS_HELP)
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add_user = users_sub.add_parser("add", parents=[common], help="add a user (the password is asked for, twice)")
+    add_user.add_argument("name", metavar="NAME", help="the sign-in name (letters, digits, . _ @ -)")
+    add_user.add_argument("--owner", required=True, help="the CRM owner value of this rep's leads, as in the "
+                          "scores' owner column (e.g. 'Ana Lima')")
+    add_user.add_argument("--manager", action="store_true", help="a manager, who sees and may change every lead")
+    add_user.add_argument("--password-stdin", action="store_true", help="read the password from the first line "
+                          "of standard input instead of asking (for scripts)")
+    users_sub.add_parser("list", parents=[common], help="list the users: name, role, CRM owner, added")
     inspect = sub.add_parser("inspect", parents=[flags], help=INSPECT_HELP, description=INSPECT_HELP)
     inspect.add_argument("file", metavar="FILE", help="the CRM export to profile (CSV or Parquet)")
     inspect.add_argument("--output", metavar="PATH",
@@ -247,6 +268,27 @@ def _score_export(settings: Settings, args: argparse.Namespace) -> None:
           + (f"; history -> {summary.history_path}" if summary.history_path else ""))
 
 
+def _users(settings: Settings, args: argparse.Namespace) -> None:
+    import getpass
+
+    from pipeline.errors import ConfigError
+    from pipeline.feedback import FeedbackStore
+
+    store = FeedbackStore.from_settings(settings)
+    if args.users_command == "list":
+        for user in store.users():
+            print(f"{user.name}\t{user.role}\t{user.owner}\t{user.created_at:%Y-%m-%d}")
+        return
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("users add: the two passwords differ; nothing was saved")
+    user = store.add_user(args.name, password=password, owner=args.owner, role="manager" if args.manager else "rep")
+    print(f"added {user.role} {user.name} (CRM owner {user.owner!r}) to {store.shown_url}")
+
+
 def _run_all(settings: Settings) -> None:
     for name in STAGES:
         if name == "generate" and settings.source.kind != "synthetic":
@@ -279,6 +321,15 @@ def main(argv: list[str] | None = None) -> int:
             _rollback(load_settings(args.params), args.to)
         elif args.command == "score":
             _score(load_settings(args.params), args)
+        elif args.command == "users":
+            _users(load_settings(args.params), args)
+        elif args.command == "serve":
+            from pathlib import Path
+
+            from pipeline.serve.run import serve
+
+            serve(load_settings(args.params), host=args.host, port=args.port,
+                  scores=Path(args.scores) if args.scores else None, sign_in=args.sign_in)
         else:
             settings = load_settings(args.params)
             _stage(args.command)(settings)

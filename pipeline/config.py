@@ -44,6 +44,7 @@ class PathsParams(_Section):
     promotion: Path = Path("reports/promotion.json")
     mlflow_db: Path = Path("mlflow.db")
     history: Path = Path("data/history")                  # every scoring run of the open leads (no DVC output)
+    feedback_db: Path = Path("data/feedback/feedback.db")  # the reps' verdicts and overrides (SQLite; no DVC output)
 
 
 FieldKind = Literal["numeric", "categorical", "date", "boolean", "text"]
@@ -138,6 +139,40 @@ class EventsParams(FileParams):
     aliases: dict[str, str] = Field(default_factory=dict)  # raw event label -> canonical type
 
 
+DisplayKey = Literal["company", "contact", "title", "owner", "email", "phone"]
+DISPLAY_COLUMNS: dict[str, str] = {"company": "company", "contact": "contact_name", "title": "contact_title",
+                                   "owner": "owner", "email": "contact_email", "phone": "contact_phone",
+                                   "link": "crm_link"}  # display key -> column of the scores
+
+
+class DisplayField(_Section):
+    """A display-only value: one column (or several joined by spaces, e.g. first and last name) of a table."""
+
+    table: str = "primary"
+    column: str | list[str]
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column] if isinstance(self.column, str) else list(self.column)
+
+
+class DisplayParams(_Section):
+    """What a rep sees to find and call a lead: shown on the scores, the board, `explain` and the history,
+    never a feature, never in the model or its metadata. ``link``: a URL template with {record_id}."""
+
+    fields: dict[DisplayKey, DisplayField] = Field(default_factory=dict)
+    link: str | None = None
+
+    @model_validator(mode="after")
+    def _link_template(self) -> DisplayParams:
+        if self.link is not None:
+            names = set(re.findall(r"{([^{}]*)}", self.link))
+            if names != {"record_id"} or not re.match(r"^https?://", self.link):
+                raise ValueError("link: an http(s) URL template with {record_id} and no other placeholder, "
+                                 "e.g. https://crm.example.com/deals/{record_id}")
+        return self
+
+
 class SourceParams(_Section):
     """Where the export is and how its columns map onto fields. See docs/own-export.md."""
 
@@ -149,6 +184,7 @@ class SourceParams(_Section):
     lookups: dict[str, LookupParams] = Field(default_factory=dict)
     events: EventsParams | None = None
     account: str | None = None   # the table (a lookup, or primary) whose id is the account: adds account roll-ups
+    display: DisplayParams = Field(default_factory=DisplayParams)  # display-only columns (company, contact, owner)
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceParams:
@@ -194,6 +230,12 @@ def _check_tables(source: SourceParams) -> None:
     if source.events is not None and source.events.table not in tables:
         raise ValueError(f"events.table: {source.events.table!r} is not the primary table or a lookup "
                          f"(known: {', '.join(tables)})")
+    for key, shown in source.display.fields.items():
+        if shown.table not in tables:
+            raise ValueError(f"display.fields.{key}.table: {shown.table!r} is not the primary table or a lookup "
+                             f"(known: {', '.join(tables)})")
+        if not shown.columns or any(not c.strip() for c in shown.columns):
+            raise ValueError(f"display.fields.{key}.column: name the export column(s) to show")
     owner: dict[str, str] = {}
     for table_name, table in tables.items():
         for field, col in table.columns.items():
@@ -369,8 +411,9 @@ class ScoreParams(_Section):
     top_reasons: int = Field(3, ge=1, le=20)
     min_contribution: float = Field(0.05, ge=0)
     templates: Path | None = None
-    board_max_leads: int = Field(2000, ge=1)
+    board_max_leads: int = Field(1000, ge=1, le=1000)  # at most 1,000 (about 3.5 MB): for more, `leadscore serve`
     routing: RoutingParams = Field(default_factory=RoutingParams)
+    raise_min_points: int = Field(5, ge=1, le=100)  # "what would raise it": only moves adding this many points
     chunk_rows: int = Field(100_000, ge=1)
     explain: bool = True
     shap: Literal["auto", "kernel", "pred_contrib"] = "auto"
@@ -382,6 +425,51 @@ class HistoryParams(_Section):
     enabled: bool = True              # the score stage and `score --export` append every run
     trend_runs: int = Field(5, ge=2, le=100)   # runs (this one included) a trend looks over
     trend_points: int = Field(5, ge=1, le=100)  # points moved over them that make it improving or declining
+
+
+DEFAULT_REASONS: dict[str, list[str]] = {
+    "agree": ["strong fit", "right timing", "engaged contact", "other"],
+    "disagree": ["not a fit", "no budget", "already a customer", "bad contact data", "timing wrong", "other"],
+}
+
+
+class FeedbackReasons(_Section):
+    """The reasons a rep may give with a verdict, one declared list per verdict."""
+
+    agree: list[str] = Field(default_factory=lambda: list(DEFAULT_REASONS["agree"]), min_length=1)
+    disagree: list[str] = Field(default_factory=lambda: list(DEFAULT_REASONS["disagree"]), min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FeedbackReasons:
+        for verdict in ("agree", "disagree"):
+            values = getattr(self, verdict)
+            if any(not v.strip() or len(v) > 100 for v in values):
+                raise ValueError(f"{verdict}: each reason is a non-empty phrase of at most 100 characters")
+            folded = [v.strip().casefold() for v in values]
+            if len(set(folded)) != len(folded):
+                raise ValueError(f"{verdict}: a reason is listed twice")
+        return self
+
+
+class FeedbackParams(_Section):
+    """The reps' feedback database (pipeline.feedback, docs/feedback.md). ``url``: a SQLAlchemy URL
+    (e.g. postgresql+psycopg://user@host/db); null = SQLite at ``paths.feedback_db``. The environment
+    variable LEADSCORE_FEEDBACK_URL overrides both."""
+
+    url: str | None = Field(None, min_length=1)
+    reasons: FeedbackReasons = Field(default_factory=FeedbackReasons)
+    disqualified_as_lost: bool = False  # an open lead a rep disagreed with as "not a fit" trains as lost
+    min_leads: int = Field(10, ge=1)   # closed leads per group below which who-was-right says "too few to tell"
+
+    @model_validator(mode="after")
+    def _url_has_scheme(self) -> FeedbackParams:
+        if self.disqualified_as_lost:
+            raise ValueError("disqualified_as_lost: true is not implemented yet (training uses CRM outcomes "
+                             "only); keep it false")
+        if self.url is not None and not re.match(r"^[a-z][a-z0-9+]*://", self.url):
+            raise ValueError("url: a database URL such as sqlite:///data/feedback/feedback.db or "
+                             "postgresql+psycopg://user@host/leadscore (or null for paths.feedback_db)")
+        return self
 
 
 class Settings(_Section):
@@ -405,6 +493,7 @@ class Settings(_Section):
     drift: DriftParams = Field(default_factory=DriftParams)
     score: ScoreParams = Field(default_factory=ScoreParams)
     history: HistoryParams = Field(default_factory=HistoryParams)
+    feedback: FeedbackParams = Field(default_factory=FeedbackParams)
 
     def resolve(self, root: Path) -> Settings:
         """The same settings with every relative path made absolute under ``root``."""

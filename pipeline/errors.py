@@ -32,3 +32,8 @@ class RegistryError(LeadscoreError):
     nothing is scored with a model it cannot vouch for."""
 
     exit_code = 5
+
+
+class FeedbackError(DataError, ValueError):
+    """A rep's feedback, or a user of the feedback database, is invalid (a verdict, reason, grade, author ...),
+    or the database cannot be used. The message names the field at fault."""

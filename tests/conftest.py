@@ -85,6 +85,56 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Prepared, Tra
     return prepared, train_on(prepared)
 
 
+@dataclass(frozen=True)
+class DefaultScores:
+    """The default run's open leads scored twice, a week apart, with the score history between them:
+    ``first`` as the score stage writes them, ``second`` with each lead's change since (every lead
+    a week older, every third one with a new demo request). Both with the JSON detail columns."""
+
+    first: pd.DataFrame
+    second: pd.DataFrame
+    model: Any
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def default_scores(default_run: tuple[Prepared, TrainResult], tmp_path_factory: pytest.TempPathFactory
+                   ) -> DefaultScores:
+    import pyarrow as pa
+
+    from pipeline.modeling.model import load_model
+    from pipeline.scoring.history import History, Previous
+    from pipeline.scoring.scorer import Tracking
+
+    prepared, result = default_run
+    root = tmp_path_factory.mktemp("default_scores")
+    save_model(result, root / "model", params_sha256=PARAMS_SHA256)
+    model = load_model(root / "model")
+    scorer = scorer_for(model, prepared.settings)
+    matrix = prepared.features.matrix
+    rows = matrix[matrix["outcome"] == "open"].reset_index(drop=True)
+    history = History(root / "history", "leadscore-synthetic")
+
+    def run(frame: pd.DataFrame, scored_at: str) -> pd.DataFrame:
+        track = Tracking(previous=Previous.of(history, scored_at=scored_at, runs=4),
+                         old=lambda version, registry_version: (None, "one model in this fixture"),
+                         params=prepared.settings.history, model_name="leadscore-synthetic", job="stage")
+        out = scorer.score(frame, scored_at=scored_at, detail=True, track=track)
+        history.append(pa.concat_tables(track.tables), scored_at=scored_at)
+        return out
+
+    first = run(rows, "2026-01-05T00:00:00Z")
+    later = rows.copy()
+    since = [c for c in later.columns if c.endswith("days_since") or c == "days_since_last_event"]
+    later[since] = later[since].where(later[since] >= 9999, later[since] + 7)
+    demo = later.index[::3]
+    counts = [c for c in later.columns if c.startswith("evt_demo_request_") and c.endswith("d")]
+    later.loc[demo, counts] = later.loc[demo, counts] + 1
+    later.loc[demo, "evt_demo_request_days_since"] = 0.0
+    second = run(later, "2026-01-12T00:00:00Z")
+    return DefaultScores(first=first, second=second, model=model, settings=prepared.settings)
+
+
 @pytest.fixture(scope="session")
 def models_dir(small_model: TrainResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``small_model`` saved as the train stage saves it (model.txt + model_meta.json)."""

@@ -44,9 +44,19 @@ class FeatureSpec:
     role: Role
     source: str     # the canonical field a rep knows it by
     label: str      # rep-facing wording, e.g. "Pricing page visits in the last 7 days"
+    # A categorical feature's levels as a rep reads them: the CRM's own spelling ("brazil" -> "Brazil")
+    # or words for a code ("c_level" -> "C-level"). Display only: the model sees the levels themselves.
+    levels: dict[str, str] | None = field(default=None, compare=False)
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.levels is None:
+            del out["levels"]
+        return out
+
+    def shown(self, value: str) -> str:
+        """A level as a rep reads it: its display form, else the value with underscores as spaces."""
+        return (self.levels or {}).get(value) or value.replace("_", " ")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN = "won", "lost", "open"
 
@@ -36,6 +36,12 @@ class FieldInfo:
     label: str
     table: str
     column: str
+    # A categorical field's values as the CRM spells them (the most frequent original spelling of
+    # each folded value), for display only: features and the model see the folded values.
+    spellings: dict[str, str] | None = field(default=None, compare=False)
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        if self.spellings is None:
+            del out["spellings"]
+        return out

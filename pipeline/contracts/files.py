@@ -6,6 +6,7 @@ from __future__ import annotations
 QUARANTINE_FILE = "quarantine.csv"
 FIELDS_FILE = "fields.json"
 RECORDS_FILE = "records.parquet"
+DISPLAY_FILE = "display.parquet"  # record_id + display-only columns (company, contact, owner): never read by features
 EVENTS_FILE = "events.parquet"
 EVENT_ACCOUNTS_FILE = "event_accounts.parquet"
 INGEST_REPORT_FILE = "ingest_report.json"

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, ValidationError, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    model_serializer,
+)
 
 from pipeline.contracts.features import FeatureSpec
 from pipeline.errors import ModelError
@@ -111,6 +118,10 @@ class ModelMeta(_Contract):
     train_data_sha256: str                      # of the training rows' values
     params_sha256: str                          # of the params the train stage reads
     recipe: dict[str, Any] | None = None        # how its features are made from an export (pipeline.features.recipe)
+
+    @field_serializer("features")
+    def _specs(self, features: list[FeatureSpec]) -> list[dict[str, Any]]:
+        return [spec.as_dict() for spec in features]  # a spec without display levels has no "levels" key
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

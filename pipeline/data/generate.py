@@ -50,12 +50,15 @@ DAY = np.timedelta64(1, "D")
 # The columns of the export, per table (synthetic.yaml maps them onto fields).
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "accounts": ("account_id", "company_name", "industry", "employees", "annual_revenue", "country", "founded_year",
-                 "parent_company"),
+                 "parent_company", "account_owner"),
     "leads": ("lead_id", "account_id", "first_name", "last_name", "email", "job_title", "lead_source", "created_date",
               "stated_budget", "purchase_timeline", "stated_need"),
     "deals": ("deal_id", "lead_id", "created_date", "closed_date", "stage", "amount", "csm_assigned"),
     "events": ("event_id", "lead_id", "event_type", "timestamp"),
 }
+
+# The sales reps who own the synthetic accounts (display only).
+ACCOUNT_OWNERS = ("Ana Lima", "Ben Okafor", "Chloé Martin", "Dev Patel", "Eva Novak", "Farid Haddad")
 
 # (canonical industry, weight, raw spellings seen in exports; the first is the usual one)
 INDUSTRIES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
@@ -207,6 +210,9 @@ def _accounts(rng: np.random.Generator, p: GenerateParams) -> tuple[pd.DataFrame
         "country": np.array([c for c, _, _ in COUNTRIES], dtype=object)[country],
         "founded_year": founded,
         "parent_company": parent.astype(object),
+        # The sales rep who owns the account: display only (a rep's "my leads"), never a feature.
+        # Assigned by position, not drawn, so adding it changed no other value of the export.
+        "account_owner": np.array(ACCOUNT_OWNERS, dtype=object)[np.arange(n) % len(ACCOUNT_OWNERS)],
     })
     # CRM number formats: thousands separators and "$3.5M".
     fancy = rng.random(n) < 0.05
@@ -403,6 +409,7 @@ def _flat_report(
         "Email": leads["email"].to_numpy(),
         "Phone Number": phone.astype(object),
         "Company Name": account["company_name"].to_numpy(),
+        "Contact Owner": account["account_owner"].to_numpy(),
         "Job Title": leads["job_title"].to_numpy(),
         "Industry": account["industry"].to_numpy(),
         "Number of Employees": account["employees"].to_numpy(),

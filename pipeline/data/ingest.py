@@ -25,9 +25,10 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ import pandera.pandas as pa_schema
 import pyarrow as pa
 
 from pipeline.config import (
+    DISPLAY_COLUMNS,
     ColumnParams,
     EventsParams,
     FileParams,
@@ -45,6 +47,7 @@ from pipeline.config import (
 )
 from pipeline.contracts.fields import CANONICAL_FIELDS, OUTCOME_LOST, OUTCOME_OPEN, OUTCOME_WON, FieldInfo
 from pipeline.contracts.files import (
+    DISPLAY_FILE,
     EVENT_ACCOUNTS_FILE,
     EVENTS_FILE,
     FIELDS_FILE,
@@ -63,6 +66,7 @@ from pipeline.data.parsing import (
     parse_boolean,
     parse_dates,
     parse_number,
+    spellings,
 )
 from pipeline.data.sources import explicit_mapping
 from pipeline.errors import DataError
@@ -107,6 +111,7 @@ class IngestResult:
     report: dict[str, TableReport]
     event_accounts: pd.DataFrame | None = None   # event_key -> account_key, when source.account is declared
     mapping: SourceParams | None = None          # the explicit mapping the export was read with
+    display: pd.DataFrame | None = None          # record_id + display-only columns (source.display); never features
 
     def outcome_counts(self) -> dict[str, int]:
         """Records kept per outcome (won, lost, open), each present."""
@@ -169,6 +174,7 @@ class _Table:
         self.missing = missing
         self.report = TableReport(rows_read=len(frame) + len(malformed))
         self._bad: list[pd.DataFrame] = [malformed] if len(malformed) else []
+        self.spellings: dict[str, dict[str, str]] = {}  # categorical field -> folded value -> CRM spelling
         if len(malformed):
             self.report.reasons["(row): malformed line"] += len(malformed)
 
@@ -276,6 +282,7 @@ def _field(t: _Table, name: str, col: ColumnParams, kind: str) -> None:
         _set_parsed(t, name, text, parse_dates(text, fmt), why=f"unparseable date (expected {fmt})")
     elif kind == "categorical":
         t.frame[name] = on_uniques(text, lambda s: apply_aliases(fold(s), col.aliases))
+        t.spellings[name] = spellings(text, t.frame[name])  # display only: the CRM's own casing
     else:
         t.frame[name] = text
 
@@ -399,6 +406,8 @@ def _required(source: SourceParams) -> dict[str, list[str]]:
         need["events"] = [e.key, e.type, e.timestamp.column]
         if e.table == "primary" and primary.id is None:
             raise DataError("source.events.table is 'primary' but the primary table declares no id to key events by")
+    for shown in source.display.fields.values():
+        need.setdefault(shown.table, []).extend(shown.columns)
     return need
 
 
@@ -461,7 +470,8 @@ def ingest(source: SourceParams, *, for_training: bool = True) -> IngestResult:
         report[name] = t.report
     report["primary"].notes.extend(report_notes)
     quarantine = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    all_infos = [i for group in infos.values() for i in group]
+    all_infos = [replace(i, spellings=tables[name].spellings.get(i.name)) for name, group in infos.items()
+                 for i in group]
     records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
     if for_training:
         _require_outcomes(records, column=primary.outcome.column)
@@ -469,7 +479,36 @@ def ingest(source: SourceParams, *, for_training: bool = True) -> IngestResult:
     if events is not None:
         EVENTS_SCHEMA.validate(events)
     return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
-                        event_accounts=event_accounts, mapping=source)
+                        event_accounts=event_accounts, mapping=source,
+                        display=_display(tables, source, positions, records["record_id"]))
+
+
+def _display(tables: dict[str, _Table], source: SourceParams, positions: dict[str, np.ndarray],
+             record_id: pd.Series) -> pd.DataFrame:
+    """The display-only columns of each kept record, in the CRM's own spelling (trimmed, never folded):
+    several columns of one field are joined by a space. Only record_id when the mapping declares none."""
+    display = source.display
+    out = pd.DataFrame({"record_id": record_id.astype("string")})
+    for key in [k for k in DISPLAY_COLUMNS if k in display.fields]:  # one column order, whatever the mapping's
+        shown = display.fields[key]
+        t, pos = tables[shown.table], positions.get(shown.table)
+        parts = []
+        for column in shown.columns:
+            text = clean_text(t.raw.loc[t.frame.index, column], t.missing).reset_index(drop=True)
+            values = text.to_numpy(dtype=object)
+            if pos is None or not len(values):
+                parts.append(pd.Series(pd.NA, index=out.index, dtype="string"))
+                continue
+            picked = pd.Series(values[np.maximum(pos, 0)], dtype="string")
+            parts.append(picked.mask(pos < 0))
+        joined = parts[0]
+        for part in parts[1:]:
+            joined = joined.str.cat(part, sep=" ", na_rep="").str.strip().replace("", pd.NA)
+        out[DISPLAY_COLUMNS[key]] = joined.astype("string")
+    if display.link is not None:
+        out[DISPLAY_COLUMNS["link"]] = pd.Series(
+            [display.link.replace("{record_id}", quote(str(r), safe="")) for r in out["record_id"]], dtype="string")
+    return out
 
 
 def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = "primary") -> dict[str, np.ndarray]:
@@ -615,6 +654,9 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
             compact.to_parquet(tmp, index=False)
     else:
         accounts_path.unlink(missing_ok=True)
+    display = result.display if result.display is not None else records[["record_id"]]
+    with atomic_path(interim_dir / DISPLAY_FILE) as tmp:  # always written: the score stage's DVC dependency
+        display.to_parquet(tmp, index=False)
     write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
     if result.mapping is not None:  # the folder is where this export was; the mapping is how to read one
         write_json(interim_dir / MAPPING_FILE, result.mapping.model_dump(mode="json", exclude={"dir"}))

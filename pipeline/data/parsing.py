@@ -47,6 +47,18 @@ def fold_key(values: pd.Series) -> pd.Series:
     return fold(values).str.replace(r"[-_\s]+", " ", regex=True).str.strip()
 
 
+def spellings(text: pd.Series, folded: pd.Series) -> dict[str, str]:
+    """Per folded value, its most frequent original spelling in ``text`` (ties: the first in sort
+    order), so a rep reads "Brazil" where the features hold "brazil"."""
+    pairs = pd.DataFrame({"folded": folded.astype("string"), "text": text.astype("string")}).dropna()
+    if pairs.empty:
+        return {}
+    counts = pairs.value_counts().reset_index(name="n").sort_values(["folded", "n", "text"],
+                                                                     ascending=[True, False, True], kind="stable")
+    first = counts.drop_duplicates("folded")
+    return dict(zip(first["folded"].astype(str), first["text"].astype(str), strict=True))
+
+
 def clean_text(values: pd.Series, missing: Collection[str] = frozenset()) -> pd.Series:
     """Trimmed text with inner whitespace collapsed; "" and the ``missing`` tokens (folded) become NA."""
     text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)

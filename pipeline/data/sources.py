@@ -17,4 +17,6 @@ def explicit_mapping(source: SourceParams) -> SourceParams:
     if source.kind != "synthetic":
         return source
     raw = yaml.safe_load(SYNTHETIC_MAPPING.read_text(encoding="utf-8"))
+    if source.display.fields or source.display.link:  # the user's own display columns replace the built-in ones
+        raw["display"] = source.display.model_dump(mode="json")
     return SourceParams.model_validate({**raw, "dir": source.dir})

@@ -21,10 +21,12 @@ import yaml
 
 from pipeline.contracts.features import NO_ACTIVITY_DAYS, FeatureSpec
 from pipeline.errors import ConfigError
-from pipeline.explain.text import join_strings, json_arrays, json_strings
+from pipeline.explain.text import days_ago, join_strings, json_arrays, json_strings
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
-ACTIONABLE_ROLES = ("intent", "qualification")  # what a rep can change; never firmographics
+ACTIVITY_PREFIX = "evt_"  # an activity's own features: what a rep can cause (a demo, a visit), never derived scores
+UNKNOWN = "unknown"       # the level meaning "not known" (seniority, department, framework status)
+FORMATS = ("percent", "signed", "days_ago")
 TITLES = {"activity": "Activity", "account_activity": "Account activity", "icp": "Ideal customer profile fit",
           "framework": "Qualification"}
 
@@ -34,6 +36,7 @@ class Template:
     match: str
     text: str
     never: str | None = None
+    missing: str | None = None
     values: dict[str, str] = field(default_factory=dict)
     format: str | None = None
 
@@ -52,20 +55,44 @@ def load_templates(path: Path | None = None) -> list[Template]:
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not {"match", "text"} <= set(entry):
             raise ConfigError(f"{path}: templates[{i}] needs 'match' and 'text'")
-        unknown = set(entry) - {"match", "text", "never", "values", "format"}
+        unknown = set(entry) - {"match", "text", "never", "missing", "values", "format"}
         if unknown:
             raise ConfigError(f"{path}: templates[{i}] ({entry['match']}): unknown key(s) {', '.join(sorted(unknown))}")
-        if entry.get("format") not in (None, "percent", "signed"):
-            raise ConfigError(f"{path}: templates[{i}] ({entry['match']}): format must be percent, signed or absent")
+        if entry.get("format") not in (None, *FORMATS):
+            raise ConfigError(f"{path}: templates[{i}] ({entry['match']}): format must be one of "
+                              f"{', '.join(FORMATS)} or absent")
         values = {str(k): str(v) for k, v in (entry.get("values") or {}).items()}
         out.append(Template(match=str(entry["match"]), text=str(entry["text"]), never=entry.get("never"),
-                            values=values, format=entry.get("format")))
+                            missing=entry.get("missing"), values=values, format=entry.get("format")))
     return out
 
 
 @cache
 def default_templates() -> tuple[Template, ...]:
     return tuple(load_templates())
+
+
+def load_activity_nouns(path: Path | None = None) -> dict[str, tuple[str, str]]:
+    """The templates file's ``activities:``: per activity type, its singular and plural for a rep."""
+    path = path or TEMPLATES_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the explanation templates {path}: {exc}") from exc
+    entries = (raw.get("activities") if isinstance(raw, dict) else None) or {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{path}: expected a mapping under 'activities:'")
+    out = {}
+    for event, words in entries.items():
+        if not (isinstance(words, list) and len(words) == 2 and all(isinstance(w, str) and w for w in words)):
+            raise ConfigError(f"{path}: activities.{event} needs [singular, plural]")
+        out[str(event)] = (words[0], words[1])
+    return out
+
+
+@cache
+def default_activity_nouns() -> dict[str, tuple[str, str]]:
+    return load_activity_nouns()
 
 
 def _template_for(name: str, templates: tuple[Template, ...] | list[Template]) -> Template | None:
@@ -99,8 +126,17 @@ def _number(value: float, *, percent: bool = False, signed: bool = False) -> str
     return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
+def is_unknown(spec: FeatureSpec, value: Any) -> bool:
+    """Whether a feature's value says nothing is known: missing, or the "unknown" level. Such a value is
+    never a reason *for* a score."""
+    missing = value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+    return missing or (spec.kind == "categorical" and str(value) == UNKNOWN)
+
+
 def word(spec: FeatureSpec, value: Any, *, group: str, templates: tuple[Template, ...] | list[Template]) -> str:
-    """One sentence for one feature's value, from its template (or from its label: never its column name)."""
+    """One sentence for one feature's value, from its template (or from its label: never its column name).
+    A categorical value shows in its display form (the CRM's spelling, words for a code) unless the
+    template words it."""
     template = _template_for(spec.name, templates)
     missing = value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
     event = spec.source.replace("_", " ")
@@ -108,14 +144,18 @@ def word(spec: FeatureSpec, value: Any, *, group: str, templates: tuple[Template
             and float(value) >= NO_ACTIVITY_DAYS:
         return template.never.format(group=group, group_lower=group.lower(), label=spec.label, event=event)
     if missing:
-        shown = "unknown"
-    elif spec.kind == "numeric":
+        pattern = template.missing if template is not None and template.missing else "{label}: not known"
+        return pattern.format(group=group, group_lower=group.lower(), label=spec.label, event=event)
+    if spec.kind == "numeric":
         key = _number(float(value))
-        shown = template.values.get(key, _number(float(value), percent=template.format == "percent",
-                                                 signed=template.format == "signed")) if template else key
+        if template is not None and template.format == "days_ago":
+            shown = template.values.get(key, days_ago(float(value)))
+        else:
+            shown = template.values.get(key, _number(float(value), percent=template.format == "percent",
+                                                     signed=template.format == "signed")) if template else key
     else:
         text = str(value)
-        shown = template.values.get(text, text.replace("_", " ")) if template else text.replace("_", " ")
+        shown = template.values.get(text, spec.shown(text)) if template else spec.shown(text)
     pattern = template.text if template else "{label}: {value}"
     return pattern.format(value=shown, group=group, group_lower=group.lower(), label=spec.label, event=event)
 
@@ -127,7 +167,7 @@ class Groups:
     sources: list[str]
     titles: list[str]
     members: list[list[int]]   # feature positions per group
-    actionable: np.ndarray     # per group: every feature of it is intent or qualification
+    actionable: np.ndarray     # per group: an activity a rep can cause (its features are an activity's own)
 
     @classmethod
     def of(cls, specs: list[FeatureSpec]) -> Groups:
@@ -139,7 +179,8 @@ class Groups:
                 members.append([])
             members[sources.index(spec.source)].append(j)
         titles = [group_title(s, [specs[j] for j in m]) for s, m in zip(sources, members, strict=True)]
-        actionable = np.array([all(specs[j].role in ACTIONABLE_ROLES for j in m) for m in members])
+        actionable = np.array([all(specs[j].role == "intent" and specs[j].name.startswith(ACTIVITY_PREFIX)
+                                   for j in m) for m in members])
         return cls(sources=sources, titles=titles, members=members, actionable=actionable)
 
     def sum(self, phi: np.ndarray) -> np.ndarray:
@@ -202,6 +243,15 @@ class Wording:
         texts = [word(spec, v, group=group, templates=self.templates) for v in values]
         return np.asarray(texts, dtype=object)[inverse.reshape(-1)]
 
+    def known(self, x: pd.DataFrame, j: int, rows: np.ndarray) -> np.ndarray:
+        """Whether feature ``j`` of ``x`` says something is known in each of ``rows`` (see :func:`is_unknown`)."""
+        column = x.iloc[:, j]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes = column.cat.codes.to_numpy()[rows]
+            unknown = column.cat.categories.get_indexer([UNKNOWN])[0]
+            return (codes >= 0) & (codes != unknown) if unknown >= 0 else codes >= 0
+        return ~np.isnan(column.to_numpy(dtype=float)[rows])
+
 
 def lead_features(phi: np.ndarray, groups: Groups) -> np.ndarray:
     """Per lead and group (rows x groups): the member feature that moved the score most."""
@@ -215,15 +265,24 @@ def rank_reasons(x: pd.DataFrame, phi: np.ndarray, specs: list[FeatureSpec], *, 
                  templates: tuple[Template, ...] | list[Template] | None = None,
                  groups: Groups | None = None) -> tuple[Ranked, Ranked]:
     """Per lead: up to ``k`` worded reasons for (positive) and against (negative), largest first.
-    Groups whose contribution is below ``min_contribution`` (log-odds) in size are left out."""
+    Groups whose contribution is below ``min_contribution`` (log-odds) in size are left out, and so is
+    an unknown value (missing, "unknown") as a reason for: not knowing is never why a score is high."""
     groups = groups or Groups.of(specs)
     wording = Wording(specs, templates if templates is not None else default_templates())
     contribution = groups.sum(phi)
     lead = lead_features(phi, groups)
     order = np.argsort(-contribution, axis=1, kind="stable")
     rows = np.arange(len(phi))
+    known = np.ones(contribution.shape, dtype=bool)
+    for column in range(contribution.shape[1]):
+        for j in np.unique(lead[:, column]):
+            at = rows[lead[:, column] == j]
+            known[at, column] = wording.known(x, int(j), at)
+    pro = (contribution >= min_contribution) & known
+    # the reasons for that are kept come first, largest first (an unknown one may sit between them)
+    order_for = np.argsort(np.where(pro, -contribution, np.inf), axis=1, kind="stable")
     ranked = []
-    sides = ((order, contribution >= min_contribution), (order[:, ::-1], contribution <= -min_contribution))
+    sides = ((order_for, pro), (order[:, ::-1], contribution <= -min_contribution))
     for picked, keep in sides:
         n_slots = min(k, picked.shape[1])
         group = np.full((len(phi), k), -1, dtype=np.int64)

@@ -32,3 +32,22 @@ def json_arrays(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarra
         piece = item if s == 0 else ", " + item
         body = np.where(present, body + piece, body)
     return "[" + body + "]"
+
+
+def days_ago(days: float) -> str:
+    """How long ago, as a rep says it: "today", "yesterday", "3 days ago"."""
+    n = int(days)
+    return "today" if n <= 0 else "yesterday" if n == 1 else f"{n:,} days ago"
+
+
+def counted(n: int, one: str, many: str) -> str:
+    """``n`` things with the article or number a rep would use: "a demo request", "an email open",
+    "2 pricing-page visits" (``one`` and ``many``: the singular and plural nouns)."""
+    if n == 1:
+        return ("an " if one[:1].lower() in "aeiou" else "a ") + one
+    return f"{n:,} {many}"
+
+
+def joined(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

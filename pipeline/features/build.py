@@ -121,7 +121,13 @@ def build_features(
     detail += [reason_column(criterion_column(criterion.key)) for criterion in rules.criteria]
 
     def qualify(specs: list[FeatureSpec]) -> pd.DataFrame:
-        return evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, explain=is_open)
+        # the export's own spellings (every value of it: a record alone reads as in a batch), codes in words
+        display = {s.name: dict(s.levels) for s in specs if s.levels}
+        for f in fields:
+            if f.spellings:
+                display[f.name] = display.get(f.name, {}) | f.spellings
+        return evaluate_framework(context, rules, labels={s.name: s.label.lower() for s in specs}, display=display,
+                                  explain=is_open)
 
     refers_to_intent = any(is_intent_feature(c.field) for criterion in rules.criteria for c in criterion.conditions)
     flags = None if refers_to_intent else qualify(field_specs + icp_specs)

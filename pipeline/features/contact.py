@@ -32,6 +32,10 @@ BLANK = "unknown"               # a missing or blank title
 SENIORITY_DEFAULT = "ic"        # a title no seniority rule matches
 DEPARTMENT_DEFAULT = "other"    # a title no department rule matches
 
+# Seniority and department codes in words, for a rep (a level a team declares gets its name capitalised).
+SENIORITY_WORDS = {"c_level": "C-level", "vp": "VP", "director": "Director", "manager": "Manager",
+                   "ic": "Individual contributor", BLANK: "Unknown"}
+DEPARTMENT_WORDS = {"it": "IT", "hr": "HR", BLANK: "unknown"}
 _SECTIONS = {"seniority_levels": "seniority", "departments": "department"}  # declared labels -> their rules
 _RULE_KEYS = {"seniority": "level", "department": "department"}             # rules -> the key naming the label
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -60,6 +64,16 @@ class TitleRules:
     department: tuple[TitleRule, ...]
     seniority_levels: tuple[str, ...]
     departments: tuple[str, ...]
+
+
+def seniority_words(code: str) -> str:
+    """A seniority code as a rep reads it: "c_level" -> "C-level", "ic" -> "Individual contributor"."""
+    return SENIORITY_WORDS.get(code) or code.replace("_", " ").capitalize()
+
+
+def department_words(code: str) -> str:
+    """A department code as a rep reads it: "it" -> "IT", "customer_success" -> "customer success"."""
+    return DEPARTMENT_WORDS.get(code) or code.replace("_", " ")
 
 
 def normalise_titles(titles: pd.Series) -> pd.Series:

@@ -14,17 +14,36 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipeline.contracts.features import FeatureSpec
 from pipeline.contracts.fields import FieldInfo
-from pipeline.features.contact import department, seniority
-from pipeline.features.firmographic import EMPLOYEE_BANDS, REVENUE_BANDS, band, canonical_industry, region
+from pipeline.features.contact import (
+    DEPARTMENT_WORDS,
+    SENIORITY_WORDS,
+    department,
+    department_words,
+    seniority,
+    seniority_words,
+)
+from pipeline.features.firmographic import (
+    EMPLOYEE_BANDS,
+    REVENUE_BANDS,
+    band,
+    canonical_industry,
+    region,
+    region_name,
+)
 
 log = logging.getLogger(__name__)
+
+
+def _canonical_words(spellings: dict[str, str]) -> Callable[[str], str]:
+    """A canonical industry as the CRM spells it when it was written so, else capitalised."""
+    return lambda value: spellings.get(value) or value[:1].upper() + value[1:]
 
 
 def field_features(
@@ -34,9 +53,19 @@ def field_features(
     columns: dict[str, np.ndarray | pd.Series] = {}
     specs: list[FeatureSpec] = []
 
-    def add(name: str, values: np.ndarray | pd.Series, kind: str, info: FieldInfo, label: str) -> None:
+    def add(name: str, values: np.ndarray | pd.Series, kind: str, info: FieldInfo, label: str,
+            words: Callable[[str], str] | None = None, known: Iterable[str] = ()) -> None:
+        """A feature column and its spec; a categorical one's levels (those seen, and ``known`` codes a
+        rule may name) get their display form from ``words`` (default: the CRM's own spelling)."""
         columns[name] = values
-        specs.append(FeatureSpec(name, kind, info.role, info.name, label))  # type: ignore[arg-type]
+        levels = None
+        if kind == "categorical":
+            spelled = info.spellings or {}
+            shown = words or (lambda v: spelled.get(v, v))
+            seen = set(pd.Series(values).dropna().astype(str).unique()) | set(known)
+            levels = {v: shown(v) for v in sorted(seen)}
+            levels = {v: w for v, w in levels.items() if w != v} or None
+        specs.append(FeatureSpec(name, kind, info.role, info.name, label, levels=levels))  # type: ignore[arg-type]
 
     kinds = {f.name: f.kind for f in fields}
     for info in fields:
@@ -53,18 +82,22 @@ def field_features(
                 add("revenue_band", band(value.to_numpy(dtype=float), REVENUE_BANDS, records.index), "categorical",
                     info, "Revenue band")
         elif info.kind == "categorical":
+            words: Callable[[str], str] | None = None
             if info.name == "industry":
                 value = canonical_industry(value)
-            add(info.name, value.astype("str"), "categorical", info, info.label)
+                words = _canonical_words(info.spellings or {})
+            add(info.name, value.astype("str"), "categorical", info, info.label, words)
             if info.name == "country":
-                add("region", region(value).astype("str"), "categorical", info, "Region")
+                add("region", region(value).astype("str"), "categorical", info, "Region", region_name)
         elif info.kind == "date":
             days = (as_of - value).dt.total_seconds().to_numpy() / 86_400.0
             add(f"days_since_{info.name}", np.where(days >= 0, np.floor(days), np.nan), "numeric", info,
                 f"Days since {info.label.lower()}")
         elif info.name == "job_title":
-            add("seniority", seniority(value), "categorical", info, "Contact seniority")
-            add("department", department(value), "categorical", info, "Contact department")
+            add("seniority", seniority(value), "categorical", info, "Contact seniority", seniority_words,
+                SENIORITY_WORDS)
+            add("department", department(value), "categorical", info, "Contact department", department_words,
+                DEPARTMENT_WORDS)
         elif info.name == "parent_company":
             add("is_subsidiary", value.notna().to_numpy(dtype=float), "numeric", info, "Part of a larger group")
         else:

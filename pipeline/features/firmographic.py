@@ -43,6 +43,15 @@ def canonical_industry(values: pd.Series) -> pd.Series:
     return on_uniques(values, lambda v: fold(v).map(lambda x: table.get(x, x) if pd.notna(x) else x))
 
 
+REGION_NAMES = {"NA": "North America", "LATAM": "Latin America", "EU": "Europe", "MEA": "Middle East and Africa",
+                "APAC": "Asia-Pacific"}
+
+
+def region_name(code: str) -> str:
+    """A sales region's code in words: "NA" -> "North America" (never "NA", which reads as "not available")."""
+    return REGION_NAMES.get(code, code)
+
+
 def region(countries: pd.Series) -> pd.Series:
     """Sales region (NA, LATAM, EU, MEA, APAC) of a country name or code; missing if not in the table."""
     table = _lookup(REGIONS_FILE)

@@ -33,9 +33,8 @@ MET, NOT_MET, UNKNOWN = "met", "not_met", "unknown"
 STATUSES = (MET, NOT_MET, UNKNOWN)
 
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "between", "contains", "present"]
-_OP_WORDS = {"==": "is", "!=": "is not", "<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least",
-             "in": "is one of", "not_in": "is none of", "between": "is between", "contains": "contains",
-             "present": "is recorded"}
+_NEEDS = {"==": "to be", "!=": "not to be", "<": "below", "<=": "at most", ">": "above", ">=": "at least",
+          "in": "one of", "not_in": "none of", "between": "between", "contains": "to contain"}  # "(needs ...)"
 _NUMERIC_OPS = {"<", "<=", ">", ">=", "between"}
 
 
@@ -112,12 +111,17 @@ def _fold(value: Any) -> Any:
     return value.strip().casefold() if isinstance(value, str) else value
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, display: dict[str, str] | None = None) -> str:
+    """A value as a rep reads it: numbers grouped, a coded or case-folded value in its display form
+    (``display``: folded value -> words), lists as "a, b or c"."""
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".") if not value.is_integer() else f"{value:,.0f}"
     if isinstance(value, list):
-        return ", ".join(_show(v) for v in value)
-    return str(value).replace("_", " ")  # coded values as words: "c_level" -> "c level", never an identifier
+        shown = [_show(v, display) for v in value]
+        return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    text = str(value)
+    words = (display or {}).get(_fold(text)) or (display or {}).get(text)
+    return words if words else text.replace("_", " ")  # coded values as words: never an identifier
 
 
 def evaluate_condition(cond: Condition, column: pd.Series | None) -> pd.Series:
@@ -170,9 +174,11 @@ def _text_condition(cond: Condition, column: pd.Series) -> pd.Series:
     return pd.Series(per_value[codes], index=column.index).astype("boolean").mask(codes < 0)
 
 
-def _reason(criterion: Criterion, status: str, values: dict[str, Any], labels: dict[str, str]) -> str:
-    """One line: the criterion, its status, and each condition with the record's value (``values``:
-    field -> value; a field the export lacks is absent)."""
+def _reason(criterion: Criterion, values: dict[str, Any], labels: dict[str, str],
+            display: dict[str, dict[str, str]]) -> str:
+    """One line: each condition with the record's value and what it needs (``values``: field -> value;
+    a field the export lacks is absent). The criterion's name and status are columns of their own,
+    so the line does not repeat them."""
     parts = []
     for cond in criterion.conditions:
         label = labels.get(cond.field, cond.field.replace("_", " "))
@@ -183,10 +189,15 @@ def _reason(criterion: Criterion, status: str, values: dict[str, Any], labels: d
         if pd.isna(value):
             parts.append(f"{label} is missing")
             continue
-        target = "" if cond.op == "present" else f" {_show(cond.value)}"
-        parts.append(f"{label} is {_show(value)} (needs: {_OP_WORDS[cond.op]}{target})")
-    joiner = " and " if criterion.match == "all" else " or "
-    return f"{criterion.label} {status.replace('_', ' ')}: " + joiner.join(parts)
+        shown = display.get(cond.field)
+        if cond.op == "present":
+            parts.append(f"{label} is recorded")
+            continue
+        target = " and ".join(_show(v, shown) for v in cond.value) if cond.op == "between" else \
+            _show(cond.value, shown)
+        parts.append(f"{label} is {_show(value, shown)} (needs {_NEEDS[cond.op]} {target})")
+    text = (" and " if criterion.match == "all" else " or ").join(parts)
+    return text[:1].upper() + text[1:]
 
 
 def _combination(status: np.ndarray, columns: list[pd.Series]) -> np.ndarray:
@@ -200,12 +211,15 @@ def _combination(status: np.ndarray, columns: list[pd.Series]) -> np.ndarray:
 
 
 def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: dict[str, str] | None = None,
+                       display: dict[str, dict[str, str]] | None = None,
                        explain: np.ndarray | None = None) -> pd.DataFrame:
     """``fw_<key>`` status and ``fw_<key>_reason`` per criterion, and ``framework_points`` (criteria met).
 
     Reasons are worded for the rows under ``explain`` (default: all); the others get none, since
-    only the leads a rep will see need them."""
+    only the leads a rep will see need them. ``display`` (field -> value -> words) shows values as the
+    CRM spells them and codes in words."""
     labels = labels or {}
+    display = display or {}
     n = len(context)
     out: dict[str, Any] = {}
     points = np.zeros(n)
@@ -236,8 +250,8 @@ def evaluate_framework(context: pd.DataFrame, framework: Framework, *, labels: d
             codes = _combination(code[rows], [v.iloc[rows] for v in used.values()])
             first = pd.Series(rows).groupby(codes).first().to_numpy()  # a row of each combination
             values = {name: column.iloc[first].tolist() for name, column in used.items()}  # one gather per field
-            worded = [_reason(criterion, STATUSES[code[row]], {name: v[k] for name, v in values.items()}, labels)
-                      for k, row in enumerate(first)]
+            worded = [_reason(criterion, {name: v[k] for name, v in values.items()}, labels, display)
+                      for k in range(len(first))]
             reason_code[rows] = codes  # combination k is worded by worded[k]
         out[reason_column(criterion_column(criterion.key))] = text_from_codes(reason_code, worded, context.index)
     out[FRAMEWORK_POINTS] = pd.Series(points, index=context.index)

@@ -19,10 +19,12 @@ import pandas as pd
 
 from pipeline.config import EvaluateParams, GatesParams
 from pipeline.errors import ModelError
+from pipeline.io.files import read_json
 from pipeline.mlops import registry
+from pipeline.mlops.selection import UNPROMOTED
 from pipeline.mlops.tracking import Store
 from pipeline.modeling.gates import ChampionComparison, gate_decisions
-from pipeline.modeling.metrics import Evaluation, paired_bootstrap
+from pipeline.modeling.metrics import Evaluation, Verdict, model_verdict, paired_bootstrap
 from pipeline.modeling.model import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -111,3 +113,19 @@ def decide(store: Store, model: LoadedModel, *, evaluation: Evaluation, test: pd
         "champion_age_days": None if comparison is None or comparison.age_days is None
         else round(comparison.age_days, 1),
     }
+
+
+def scoring_verdict(promotion_path: Path, *, model_version: str, status: str) -> Verdict | None:
+    """The verdict on the scoring model (:func:`model_verdict`, one wording for the board, the log and
+    the model card): from the holdout figures the evaluate stage kept in promotion.json when it judged
+    this very model; for an unpromoted model judged elsewhere, the verdict on a model that failed the
+    gates; None for a champion (it passed them)."""
+    try:
+        promotion = read_json(promotion_path)
+    except (OSError, ValueError):
+        promotion = {}
+    judged = isinstance(promotion, dict) and (promotion.get("challenger") or {}).get("model_version") == model_version
+    if judged and isinstance(promotion.get("holdout"), dict):
+        promoted = bool(promotion.get("promoted")) or status != UNPROMOTED
+        return model_verdict(promotion["holdout"], promoted=promoted)
+    return model_verdict(None, promoted=False) if status == UNPROMOTED else None

@@ -182,11 +182,54 @@ def evaluate(model: LoadedModel, test: pd.DataFrame, *, params: EvaluateParams, 
     return Evaluation(metrics=metrics, curves=curves, y=y, p=p)
 
 
+VERDICT_FIGURES = ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "n_test", "base_rate", "better_than_chance")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the holdout says about a model's scores, once, for every place that says it (the evaluate
+    log, the model card, the lead board's banner)."""
+
+    kind: str        # chance: no better than chance; unpromoted: it failed another gate; sound
+    sentence: str    # with the figures: the log and the model card
+    advice: str      # what a rep should do with the scores ("" for a sound model): the board's banner
+
+    @property
+    def warns(self) -> bool:
+        return self.kind != "sound"
+
+
+def holdout_figures(metrics: dict[str, Any], *, confidence: float) -> dict[str, Any]:
+    """What :func:`model_verdict` needs, to keep beside a decision (promotion.json) for later readers."""
+    return {k: metrics[k] for k in VERDICT_FIGURES} | {"confidence": confidence}
+
+
+def model_verdict(metrics: dict[str, Any] | None, *, confidence: float | None = None,
+                  promoted: bool | None = None) -> Verdict:
+    """The verdict on a model from its holdout figures (``metrics``: at least :data:`VERDICT_FIGURES`,
+    as :func:`holdout_figures` keeps them; None when they are not at hand) and whether it passed the
+    gates (``promoted``; None: not known). No better than chance: do not use its scores to prioritise
+    leads. Better, but not promoted: a rough guide only."""
+    if metrics is not None:
+        auc, low, high = metrics["roc_auc"], metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"]
+        level = confidence if confidence is not None else metrics.get("confidence")
+        ci = f"{level:.0%} CI" if level is not None else "CI"
+        where = f"holdout ROC AUC {auc:.3f} ({ci} {low:.3f}-{high:.3f}) on {metrics['n_test']} deals"
+        if not metrics["better_than_chance"]:
+            return Verdict("chance", f"{where}: NOT better than chance. The model ranks deals no better than the "
+                           f"base rate ({metrics['base_rate']:.3f}); do not use its scores to prioritise leads",
+                           f"The model is no better than chance on the newest closed deals (ROC AUC {auc:.3f}): "
+                           "do not use its scores to prioritise leads.")
+        head = f"{where}: better than chance (base rate {metrics['base_rate']:.3f})"
+    else:
+        head = "holdout figures not at hand"
+    if promoted is False:
+        return Verdict("unpromoted", f"{head}; it did not pass the quality gates: use its scores as a rough guide "
+                       "only", "Scores come from a model that did not pass the quality gates (model status: "
+                       "unpromoted). Use them as a rough guide only, not to decide which leads to drop.")
+    return Verdict("sound", head, "")
+
+
 def verdict(metrics: dict[str, Any], *, confidence: float) -> str:
-    """One plain sentence on whether the model beats chance on the holdout."""
-    auc, low, high = metrics["roc_auc"], metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"]
-    where = f"holdout ROC AUC {auc:.3f} ({confidence:.0%} CI {low:.3f}-{high:.3f}) on {metrics['n_test']} deals"
-    if metrics["better_than_chance"]:
-        return f"{where}: better than chance (base rate {metrics['base_rate']:.3f})"
-    return (f"{where}: NOT better than chance. The model ranks deals no better than the base rate "
-            f"({metrics['base_rate']:.3f}); do not use its scores to prioritise leads")
+    """One plain sentence on whether the model beats chance on the holdout (:func:`model_verdict`'s)."""
+    return model_verdict(metrics, confidence=confidence).sentence

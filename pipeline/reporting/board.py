@@ -20,6 +20,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from pipeline.io.files import atomic_path
+from pipeline.modeling.metrics import Verdict, model_verdict
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class Lead:
     score_change: int | None = None   # since the lead's previous run (None: first scored, or no history)
     trend: str | None = None
     change_reason: str | None = None
+    owner: str | None = None      # display only (source.display)
+    contact: str | None = None    # title, email, phone and CRM link, for the card
 
 
 def _text(value: Any) -> str | None:
@@ -141,6 +144,12 @@ def _checks(items: list[dict[str, Any]]) -> list[Check]:
     return out
 
 
+def _label(row: dict[str, Any]) -> str | None:
+    """What a rep calls the lead: its company and contact (source.display), else a name column."""
+    parts = [t for t in (_text(row.get("company")), _text(row.get("contact_name"))) if t]
+    return " · ".join(parts) if parts else _text(row.get("name"))
+
+
 def _percent(probability: float | None) -> str | None:
     if probability is None:
         return None
@@ -149,7 +158,8 @@ def _percent(probability: float | None) -> str | None:
     return f"{probability:.0%}"
 
 
-def _lead(row: dict[str, Any], *, index: int) -> Lead:
+def lead_of(row: dict[str, Any], *, index: int) -> Lead:
+    """One row of the scores as the board (and `leadscore serve`) shows it."""
     record_id = _text(row.get("record_id")) or f"row {index + 1}"
     lists = {column: _items(row.get(column), column=column, record_id=record_id)
              for column in ("reasons_for", "reasons_against", "what_would_raise", "checklist")}
@@ -163,7 +173,7 @@ def _lead(row: dict[str, Any], *, index: int) -> Lead:
         anchor="",
         rank=0,
         record_id=record_id,
-        label=_text(row.get("name")) or record_id,
+        label=_label(row) or record_id,
         score=round(score) if score is not None else None,
         grade=_text(row.get("grade")),
         probability=_percent(_number(row.get("probability"))),
@@ -183,12 +193,15 @@ def _lead(row: dict[str, Any], *, index: int) -> Lead:
         score_change=None if (moved := _number(row.get("score_change"))) is None else round(moved),
         trend=_text(row.get("trend")),
         change_reason=_text(row.get("change_reason")),
+        owner=_text(row.get("owner")),
+        contact=" · ".join(t for c in ("contact_title", "contact_email", "contact_phone", "crm_link")
+                           if (t := _text(row.get(c)))) or None,
     )
 
 
 def board_leads(scores: pd.DataFrame) -> list[Lead]:
     """The leads in the board's default order: score descending (unscored last), then name."""
-    leads = [_lead(row, index=i) for i, row in enumerate(scores.to_dict("records"))]
+    leads = [lead_of(row, index=i) for i, row in enumerate(scores.to_dict("records"))]
     leads.sort(key=lambda lead: (lead.score is None, -(lead.score or 0), lead.label.casefold(), lead.record_id))
     return [replace(lead, anchor=f"lead-{i + 1}", rank=i) for i, lead in enumerate(leads)]
 
@@ -226,10 +239,15 @@ def changed_most(leads: list[Lead], n: int = CHANGED_SHOWN) -> list[Lead]:
 
 
 def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", generated_at: str | None = None,
-                      notes: list[str] | None = None, drift: dict[str, Any] | None = None) -> str:
+                      notes: list[str] | None = None, drift: dict[str, Any] | None = None,
+                      verdict: Verdict | None = None) -> str:
     """The board as an HTML string. Without ``generated_at`` the newest ``scored_at`` stands in,
-    so the same scores always give the same bytes (the file can be a DVC output)."""
+    so the same scores always give the same bytes (the file can be a DVC output). ``verdict``: the
+    scoring model's (:func:`pipeline.modeling.metrics.model_verdict`), whose advice is the banner;
+    without it, unpromoted scores get the verdict on a model that did not pass the gates."""
     leads = board_leads(scores)
+    if verdict is None and any(lead.model_status == UNPROMOTED for lead in leads):
+        verdict = model_verdict(None, promoted=False)
     if generated_at is None:
         generated_at = max((lead.scored_at for lead in leads if lead.scored_at), default=None)
     return _environment().get_template(TEMPLATE).render(
@@ -239,16 +257,20 @@ def render_board_html(scores: pd.DataFrame, *, title: str = "Lead board", genera
         drift=drift_rows(drift),
         leads=leads,
         changed=changed_most(leads),
+        owners=any(lead.owner for lead in leads),
         tracked=any(lead.trend not in (None, "new") for lead in leads),
         as_of=sorted({lead.as_of for lead in leads if lead.as_of}),
         unpromoted=any(lead.model_status == UNPROMOTED for lead in leads),
+        warning=verdict.advice if verdict is not None and verdict.warns else None,
     )
 
 
 def render_board(scores: pd.DataFrame, path: Path, *, title: str = "Lead board", generated_at: str | None = None,
-                 notes: list[str] | None = None, drift: dict[str, Any] | None = None) -> Path:
+                 notes: list[str] | None = None, drift: dict[str, Any] | None = None,
+                 verdict: Verdict | None = None) -> Path:
     """Write the self-contained HTML board atomically (pipeline.io.atomic_path) and return its path."""
-    html = render_board_html(scores, title=title, generated_at=generated_at, notes=notes, drift=drift)
+    html = render_board_html(scores, title=title, generated_at=generated_at, notes=notes, drift=drift,
+                             verdict=verdict)
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     log.info("wrote the lead board for %d leads to %s", len(scores), path)

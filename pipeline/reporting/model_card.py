@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline.contracts.model import ModelMeta, Provenance
 from pipeline.io.files import atomic_path
+from pipeline.modeling.metrics import Verdict, model_verdict
 from pipeline.modeling.split import SPLITS
 
 log = logging.getLogger(__name__)
@@ -173,10 +174,35 @@ def _limits(card: dict[str, Any]) -> list[str]:
     return ["## Known limits", "", *(f"- {limit}" for limit in limits)] if limits else []
 
 
+def _feedback(card: dict[str, Any]) -> list[str]:
+    """Who was right, the model or the reps, on closed leads with rep feedback (pipeline.feedback.outcomes)."""
+    if "feedback" not in card:
+        return []
+    found = card["feedback"] or {}
+    lines = ["## Rep feedback: who was right", "", *(f"- {note}" for note in card.get("feedback_notes") or [])]
+    if found.get("status") != "ok":
+        return lines
+
+    def row(label: str, group: dict[str, Any], model: str) -> list[Any]:
+        interval = (f"{group['ci_low']:.0%}-{group['ci_high']:.0%}" if group.get("ci_low") is not None else "—")
+        rate = f"{group['win_rate']:.0%}" if group.get("win_rate") is not None else "—"
+        forecast = group.get(model)
+        return [label, group["leads"], group["won"], rate, interval,
+                f"{forecast:.0%}" if forecast is not None else "—", group.get("judged", "")]
+
+    verdicts, overrides = found["verdicts"], found["overrides"]
+    rows = [row(f"reps {name}d", verdicts[name], "model_expected_win_rate") for name in ("agree", "disagree")]
+    rows += [row(f"reps {name}", overrides[name], "rep_value_win_rate") for name in ("raised", "lowered")]
+    header = ["closed leads", "leads", "won", "win rate", "interval", "model forecast / reps' value rate", "judged"]
+    return [*lines, "", *_table(header, rows)]
+
+
 def card_contents(meta: ModelMeta, *, provenance: Provenance | None, metrics: dict[str, Any],
-                  promotion: dict[str, Any], leakage: dict[str, Any] | None) -> dict[str, Any]:
+                  promotion: dict[str, Any], leakage: dict[str, Any] | None,
+                  feedback: dict[str, Any] | None = None, feedback_notes: list[str] | None = None,
+                  verdict: Verdict | None = None) -> dict[str, Any]:
     """What the card says, from the model's metadata and provenance, the holdout metrics, the gate
-    decisions and the leakage guard's report."""
+    decisions, the leakage guard's report and the who-was-right report on rep feedback (with its notes)."""
     split = meta.split
     keep = ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "pr_auc", "log_loss", "brier", "brier_before_calibration",
             "ece", "ece_before_calibration", "base_rate", "n_test", "n_test_won")
@@ -186,8 +212,9 @@ def card_contents(meta: ModelMeta, *, provenance: Provenance | None, metrics: di
         "drift as the market and the sales process change.",
         "Reasons are exact SHAP contributions of this model, not causes: they say what the score rests on.",
     ]
-    if not metrics.get("better_than_chance"):
-        limits.insert(0, "The model is NOT better than chance on the holdout: do not prioritise leads with it.")
+    verdict = verdict or model_verdict(metrics, promoted=promotion.get("promoted"))
+    if verdict.warns:  # the board's banner says the same
+        limits.insert(0, verdict.advice)
     return {
         "model_version": meta.model_version,
         "created_at": provenance.trained_at if provenance else None,
@@ -209,14 +236,15 @@ def card_contents(meta: ModelMeta, *, provenance: Provenance | None, metrics: di
         "promoted": promotion["promoted"],
         "decision": promotion["decision"],
         "limits": limits,
-    }
+    } | ({"feedback": feedback, "feedback_notes": feedback_notes or []} if feedback is not None else {})
 
 
-SECTIONS = (_decision, _metrics, _baselines, _backtest, _grades, _calibration, _outcomes, _data_window, _features,
-            _limits)
+SECTIONS = (_decision, _metrics, _baselines, _backtest, _grades, _calibration, _outcomes, _feedback, _data_window,
+            _features, _limits)
 KNOWN_KEYS = {"model_version", "created_at", "git_commit", "data_sha256", "params_sha256", "data_window",
               "features_used", "features_dropped", "metrics", "baselines", "conversion_by_grade", "calibration",
-              "gates", "promoted", "decision", "limits", "training_outcomes", "backtest", "backtest_summary"}
+              "gates", "promoted", "decision", "limits", "training_outcomes", "backtest", "backtest_summary",
+              "feedback", "feedback_notes"}
 
 
 def render_model_card(card: dict[str, Any]) -> str:

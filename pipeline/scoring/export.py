@@ -33,6 +33,7 @@ class ExportRows:
     scored_at: str                # the instant they are taken as of, ISO 8601 UTC
     quarantine: pd.DataFrame      # the export's rows that could not be used, with their reasons
     outcomes: dict[str, int]      # records kept per outcome: won and lost are skipped
+    display: pd.DataFrame | None = None  # the open records' display-only columns (source.display)
 
 
 def recipe_of(model: LoadedModel) -> Recipe:
@@ -92,4 +93,6 @@ def export_rows(model: LoadedModel, export_dir: Path, *, scored_at: str | None) 
              len(read.records), outcomes[OUTCOME_OPEN], skipped, outcomes["won"], outcomes["lost"], stamp_of(when))
     # Only the open rows' features, the quarantine and the counts leave: the export's tables are let go
     # before scoring starts.
-    return ExportRows(matrix=matrix, scored_at=stamp_of(when), quarantine=read.quarantine, outcomes=outcomes)
+    display = read.display[is_open].reset_index(drop=True) if read.display is not None else None
+    return ExportRows(matrix=matrix, scored_at=stamp_of(when), quarantine=read.quarantine, outcomes=outcomes,
+                      display=display)

@@ -48,6 +48,9 @@ SCHEMA = pa.schema([
     ("score_change", pa.int64()),
     ("trend", pa.string()),
     ("change_reason", pa.string()),
+    ("company", pa.string()),            # display only (source.display), to find a lead again; never a feature
+    ("contact_name", pa.string()),
+    ("owner", pa.string()),
 ])
 LATEST_COLUMNS = ["record_id", "scored_at", "model_version", "registry_version", "score", "raw_score", "base_value",
                   "contributions"]  # what a lead's previous run is read for
@@ -222,6 +225,9 @@ def history_table(frame: pd.DataFrame, *, sources: list[str], contributions: np.
     for field in SCHEMA:
         if field.name == "contributions":
             arrays.append(mapped)
+            continue
+        if field.name not in frame:  # display columns are filled in after scoring (pipeline.scoring.display)
+            arrays.append(pa.nulls(n, type=field.type))
             continue
         values = frame[field.name]
         if pa.types.is_int64(field.type):

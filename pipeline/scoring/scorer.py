@@ -25,7 +25,9 @@ from pipeline.explain.reasons import (
     Ranked,
     Template,
     Wording,
+    default_activity_nouns,
     default_templates,
+    load_activity_nouns,
     load_templates,
     rank_reasons,
 )
@@ -85,6 +87,11 @@ class Scorer:
     def templates(self) -> tuple[Template, ...]:
         return tuple(load_templates(self.params.templates)) if self.params.templates else default_templates()
 
+    @cached_property
+    def nouns(self) -> dict[str, tuple[str, str]]:
+        """Per activity type, the words "what would raise it" counts it in."""
+        return load_activity_nouns(self.params.templates) if self.params.templates else default_activity_nouns()
+
     def input_columns(self) -> list[str]:
         """What scoring reads from a feature-matrix file: keys, the model's features, framework reasons."""
         names = [s.name for s in self.model.specs]
@@ -135,8 +142,8 @@ class Scorer:
                                                         min_contribution=params.min_contribution,
                                                         templates=self.templates, groups=groups)
             raise_text, raise_detail = what_would_raise(model, x, phi, score, top=TOP,
-                                                        min_contribution=params.min_contribution,
-                                                        templates=self.templates, groups=groups)
+                                                        min_points=params.raise_min_points, groups=groups,
+                                                        nouns=self.nouns)
         else:  # scores only: no SHAP, no reasons, nothing to re-score
             reasons_for = reasons_against = Ranked.empty(len(x), params.top_reasons)
             raise_text, raise_detail = np.full(len(x), "", dtype=object), np.full(len(x), "[]", dtype=object)

@@ -4,7 +4,8 @@ champion that scoring uses.
 
 Writes ``metrics.json`` (the headline figures, for ``dvc metrics show``), ``evaluation.json``
 (every figure: intervals, baselines, paired differences, backtest windows, conversion by grade,
-the training outcomes added since the last model), curve files (for ``dvc plots show``) and the
+the training outcomes added since the last model, and who was right, the model or the reps, on
+leads with rep feedback that have closed since), curve files (for ``dvc plots show``) and the
 same as PNGs, ``promotion.json`` (the decision), the model card (outside DVC: it shows when and
 from which commit the model was trained), and the same figures and a SHAP summary to the model's
 MLflow run. A model that is no better than chance, or than a baseline, or than the champion, is
@@ -17,20 +18,28 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from pipeline.config import Settings
-from pipeline.contracts.features import read_feature_set
+from pipeline.contracts.features import FRAMEWORK_POINTS, FeatureSet, read_feature_set
+from pipeline.contracts.fields import OUTCOME_OPEN
 from pipeline.contracts.files import PROVENANCE_FILE
 from pipeline.contracts.model import read_provenance
 from pipeline.explain.shap import Explainer
+from pipeline.feedback import FeedbackStore, feedback_notes, who_was_right
+from pipeline.feedback.outcomes import headline as feedback_headline
 from pipeline.io.files import atomic_path, read_json, write_json
 from pipeline.mlops import registry
 from pipeline.mlops.promotion import decide
 from pipeline.mlops.tracking import Store, log_evaluation
 from pipeline.modeling.backtest import backtest, backtest_summary, backtest_table
-from pipeline.modeling.metrics import Evaluation, evaluate, slices, verdict
+from pipeline.modeling.grades import grade, score_points
+from pipeline.modeling.metrics import Evaluation, evaluate, holdout_figures, model_verdict, slices, verdict
 from pipeline.modeling.model import check_features_match, load_model
 from pipeline.reporting.model_card import card_contents, write_model_card
 from pipeline.reporting.plots import render_plots, render_shap_summary
+from pipeline.scoring.routing import next_steps
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,7 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     if added is not None:
         out["added"] = added
     out["promoted"] = metrics.get("promoted")
+    out |= feedback_headline(metrics.get("feedback"))  # nothing while no lead with rep feedback has closed
     return out
 
 
@@ -76,6 +86,24 @@ def leakage_report(features_report: Path) -> dict[str, Any] | None:
     return leakage if isinstance(leakage, dict) else None
 
 
+def feedback_report(settings: Settings, features: FeatureSet, test: pd.DataFrame, evaluation: Evaluation
+                    ) -> dict[str, Any]:
+    """Who was right on the closed deals of this export that reps gave feedback on before they closed,
+    against the model's own win rate per next step and grade on the holdout. The feedback database is
+    read, never created."""
+    store = FeedbackStore.existing(settings.feedback, db=settings.paths.feedback_db)
+    frames = store.frames() if store is not None else None
+    matrix = features.matrix
+    outcomes = matrix.loc[matrix["outcome"] != OUTCOME_OPEN, ["record_id", "outcome", "as_of"]]
+    score = score_points(evaluation.p)
+    points = test[FRAMEWORK_POINTS].to_numpy(dtype=float) if FRAMEWORK_POINTS in test else np.full(len(test), np.nan)
+    step, _ = next_steps(score, points, 0, settings.score.routing)
+    reference = pd.DataFrame({"next_step": step, "grade": grade(score, settings.grades.bands),
+                              "won": evaluation.y.astype(bool)})
+    return who_was_right(outcomes, frames, reference=reference, min_leads=settings.feedback.min_leads,
+                         confidence=settings.evaluate.confidence)
+
+
 def run(settings: Settings) -> Evaluation:
     paths = settings.paths
     model = load_model(paths.models)
@@ -99,6 +127,10 @@ def run(settings: Settings) -> Evaluation:
     if provenance is not None and provenance.outcomes is not None:
         metrics["training_outcomes"] = provenance.outcomes.model_dump(mode="json")
         log.info("trained on %s", provenance.outcomes.sentence())
+    metrics["feedback"] = feedback_report(settings, features, test, evaluation)
+    notes = feedback_notes(metrics["feedback"])
+    for note in notes:
+        log.info("rep feedback: %s", note)
     sentence = verdict(metrics, confidence=settings.evaluate.confidence)
     (log.info if metrics["better_than_chance"] else log.warning)(sentence)
     for name, b in metrics.get("baselines", {}).items():
@@ -111,12 +143,14 @@ def run(settings: Settings) -> Evaluation:
     if "training_outcomes" in metrics:
         promotion["training_outcomes"] = metrics["training_outcomes"]
     promotion["backtest_summary"] = metrics["backtest_summary"]
+    promotion["holdout"] = holdout_figures(metrics, confidence=settings.evaluate.confidence)  # the board's verdict
     written = write_evaluation(evaluation, metrics_path=paths.metrics, detail_path=paths.evaluation,
                                plots_dir=paths.plots)
     write_json(paths.promotion, promotion)
     card = write_model_card(paths.model_card, card_contents(
         model.meta, provenance=provenance, metrics=metrics, promotion=promotion,
-        leakage=leakage_report(paths.features_report)))
+        leakage=leakage_report(paths.features_report), feedback=metrics["feedback"], feedback_notes=notes,
+        verdict=model_verdict(metrics, confidence=settings.evaluate.confidence, promoted=promotion["promoted"])))
     paths.figures.mkdir(parents=True, exist_ok=True)
     pngs = render_plots(evaluation.curves, paths.figures)
     x = model.matrix(test)

@@ -27,10 +27,12 @@ import pyarrow as pa
 from pipeline.config import Settings
 from pipeline.contracts.features import FeatureSet, read_feature_set
 from pipeline.contracts.fields import OUTCOME_OPEN
-from pipeline.contracts.files import DRIFT_REPORT, LEAD_BOARD, SCORES_CSV, SCORES_PARQUET
+from pipeline.contracts.files import DISPLAY_FILE, DRIFT_REPORT, LEAD_BOARD, SCORES_CSV, SCORES_PARQUET
 from pipeline.errors import ConfigError, ModelError, RegistryError
+from pipeline.feedback import FeedbackStore, evaluation_notes, with_feedback
 from pipeline.io.files import atomic_path, write_json
 from pipeline.io.tables import ChunkWriter, spreadsheet_safe, table_format
+from pipeline.mlops.promotion import scoring_verdict
 from pipeline.mlops.selection import CHAMPION, REGISTRY, scoring_model
 from pipeline.mlops.tracking import Store
 from pipeline.modeling.drift import DriftCounter
@@ -40,6 +42,7 @@ from pipeline.reporting.board import render_board
 from pipeline.runtime import progress_bar
 from pipeline.scoring.batch import BatchSummary, drift_report, score_file, side_path
 from pipeline.scoring.change import Explained, old_model_explainer
+from pipeline.scoring.display import with_display, with_display_history
 from pipeline.scoring.export import export_rows, instant
 from pipeline.scoring.history import SCHEMA as HISTORY_SCHEMA
 from pipeline.scoring.history import History, Previous, history_table
@@ -108,13 +111,15 @@ def tracking(settings: Settings, store: Store, scorer: Scorer, *, scored_at: str
                     model_name=store.model_name, job=job)
 
 
-def record_history(settings: Settings, track: Tracking | None, *, scored_at: str) -> Path | None:
+def record_history(settings: Settings, track: Tracking | None, *, scored_at: str,
+                   display: pd.DataFrame | None = None) -> Path | None:
     """Append the run's rows to the score history (atomically; the same instant again replaces it)."""
     if track is None:
         return None
     history = History(settings.paths.history, track.model_name)
     table = pa.concat_tables(track.tables) if track.tables else history_table(
         pd.DataFrame(columns=[f.name for f in HISTORY_SCHEMA]), sources=[], contributions=np.zeros((0, 0)))
+    table = with_display_history(table, display)
     path = history.append(table, scored_at=scored_at)
     changed = int(pd.Series(table.column("score_change").to_pandas()).fillna(0).ne(0).sum())
     log.info("score history: %d leads at %s (%d changed since their last run) -> %s", table.num_rows, scored_at,
@@ -165,6 +170,9 @@ def run(settings: Settings) -> pd.DataFrame:
     track = tracking(settings, store, scorer, scored_at=scored_at, job="stage") if scored_at else None
     scores, counter = score_open(scorer, open_rows, scored_at=scored_at, chunk_rows=settings.score.chunk_rows,
                                  track=track, where=str(paths.features))
+    display = read_display(paths.interim)
+    scores = with_display(scores, display)
+    scores = with_feedback(scores, FeedbackStore.existing(settings.feedback, db=paths.feedback_db))  # reps' values
     csv_path, _ = write_scores(scores, paths.scores)
     report = drift_report(counter, settings.drift)
     write_json(paths.scores / DRIFT_REPORT, report)
@@ -174,15 +182,25 @@ def run(settings: Settings) -> pd.DataFrame:
     if len(shown) < len(scores):
         notes.append(f"Showing the {len(shown):,} highest-scored of {len(scores):,} leads (score.board_max_leads); "
                      f"every lead is in {csv_path.name}.")
+    notes += evaluation_notes(paths.evaluation)  # who was right, the model or the reps
+    verdict = scoring_verdict(paths.promotion, model_version=model.version, status=status)
+    if verdict is not None and verdict.warns:
+        log.warning("%s", verdict.advice)  # the board's banner, word for word
     board = render_board(shown.assign(what_would_raise=shown["what_would_raise_detail"]), paths.scores / LEAD_BOARD,
-                         title="Lead board", notes=notes, drift=report)
+                         title="Lead board", notes=notes, drift=report, verdict=verdict)
     log.info("lead board: %s", board)
     counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
     log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,
              model.version, model.registry_version or "none", csv_path,
              ", ".join(f"{g}: {n}" for g, n in counts.items()))
-    record_history(settings, track, scored_at=scored_at)
+    record_history(settings, track, scored_at=scored_at, display=display)
     return scores
+
+
+def read_display(interim: Path) -> pd.DataFrame | None:
+    """The display-only columns ingest kept (company, contact, owner ...), or None before ingest wrote them."""
+    path = interim / DISPLAY_FILE
+    return pd.read_parquet(path) if path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -219,6 +237,8 @@ def run_export(settings: Settings, *, export_dir: Path, output_path: Path, model
                                  track=track, where=str(export_dir), progress=progress,
                                  detail=table_format(output_path) == "parquet")
     del matrix
+    scores = with_display(scores, rows.display)
+    scores = with_feedback(scores, FeedbackStore.existing(settings.feedback, db=settings.paths.feedback_db))
     write_scores_file(scores, output_path)
     quarantine = rows.quarantine
     quarantine_path = side_path(output_path, ".quarantine.csv")
@@ -231,7 +251,7 @@ def run_export(settings: Settings, *, export_dir: Path, output_path: Path, model
         quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
     if len(scores):
         write_json(side_path(output_path, ".drift.json"), drift_report(counter, settings.drift))
-    history_path = record_history(settings, track, scored_at=rows.scored_at)
+    history_path = record_history(settings, track, scored_at=rows.scored_at, display=rows.display)
     closed = rows.outcomes["won"] + rows.outcomes["lost"]
     log.info("scored %d open leads of %s as of %s with the %s model %s (registry version %s) -> %s; %d closed "
              "skipped, %d rows quarantined", len(scores), export_dir, rows.scored_at, status, model.version,

@@ -55,7 +55,7 @@ def test_a_field_the_export_lacks_is_unknown_not_an_error() -> None:
                                                  conditions=[Condition(field="no_such_field", op=">", value=1)])])
     out = evaluate_framework(LEADS, fw)
     assert set(out["fw_metrics"]) == {"unknown"}
-    assert out["fw_metrics_reason"].iloc[0] == "Metrics unknown: the export has no no such field"
+    assert out["fw_metrics_reason"].iloc[0] == "The export has no no such field"
 
 
 def test_all_needs_every_condition_and_any_needs_one() -> None:
@@ -81,11 +81,16 @@ def test_reasons_quote_the_actual_values_and_points_count_criteria_met() -> None
     bant = load_framework("bant")
     context = pd.DataFrame({"budget_to_deal_size": [1.25], "seniority": ["vp"], "stated_need": ["low"],
                             "purchase_timeline": [None]})
-    out = evaluate_framework(context, bant, labels={"budget_to_deal_size": "stated budget relative to deal size"})
+    out = evaluate_framework(context, bant, labels={"budget_to_deal_size": "stated budget relative to deal size",
+                                                    "seniority": "contact seniority"},
+                             display={"stated_need": {"low": "Low", "high": "High"},
+                                      "seniority": {"vp": "VP", "c_level": "C-level", "director": "Director"}})
     row = out.iloc[0]
-    assert row["fw_budget_reason"] == "Budget met: stated budget relative to deal size is 1.25 (needs: is at least 0.8)"
-    assert row["fw_need_reason"] == "Need not met: stated need is low (needs: is one of high, medium)"
-    assert row["fw_timeline_reason"] == "Timeline unknown: purchase timeline is missing"
+    # The line says the value and what it needs; the criterion and its status are columns of their own.
+    assert row["fw_budget_reason"] == "Stated budget relative to deal size is 1.25 (needs at least 0.8)"
+    assert row["fw_need_reason"] == "Stated need is Low (needs one of High or medium)"
+    assert row["fw_authority_reason"] == "Contact seniority is VP (needs one of C-level, VP or Director)"
+    assert row["fw_timeline_reason"] == "Purchase timeline is missing"
     assert row["framework_points"] == 2
     shares = status_shares(out, bant)
     assert shares["timeline"] == {"met": 0.0, "not_met": 0.0, "unknown": 1.0}

@@ -56,6 +56,8 @@ def months(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     params["generate"].update(n_leads=500, n_accounts=100)  # the demo export, unused here
     params["source"]["dir"] = str(EXPORT)
     params["gates"]["must_beat_baselines"] = False  # a small export: this test is about the champion
+    # Nor is it about the backtest (test_dvc_smoke checks it): none, and a shorter paired bootstrap.
+    params["evaluate"].update(backtest_windows=0, bootstrap_rounds=100)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _run(["dvc", "init", "--no-scm", "-q"], project).returncode == 0
 

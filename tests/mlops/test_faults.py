@@ -33,8 +33,10 @@ pytestmark = pytest.mark.slow
 
 def _settings(root: Path) -> Settings:
     # A small export: its holdout is too short to show the model is no worse than logistic regression
-    # within the baselines gate's tolerance, and these tests need a champion.
-    return make_settings(root, generate={"n_leads": 3000, "n_accounts": 800}, gates={"must_beat_baselines": False})
+    # within the baselines gate's tolerance, and these tests need a champion. They are about failing
+    # closed, not the figures: no backtest, and a shorter bootstrap for the gates' intervals.
+    return make_settings(root, generate={"n_leads": 3000, "n_accounts": 800}, gates={"must_beat_baselines": False},
+                         evaluate={"backtest_windows": 0, "bootstrap_rounds": 100})
 
 
 def _store(settings: Settings) -> Store:

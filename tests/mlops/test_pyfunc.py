@@ -21,9 +21,10 @@ import pytest
 import requests
 import yaml
 
-from pipeline.config import Settings
+from pipeline.config import DISPLAY_COLUMNS, Settings
 from pipeline.contracts.features import write_feature_set
 from pipeline.contracts.files import SCORES_CSV
+from pipeline.feedback import FEEDBACK_COLUMNS
 from pipeline.io.files import write_json
 from pipeline.mlops.tracking import Store
 from pipeline.scoring.pyfunc import BATCH_COLUMNS
@@ -58,7 +59,9 @@ def _open_rows(settings: Settings, n: int) -> pd.DataFrame:
 def _assert_same_as_scores_csv(out: pd.DataFrame, settings: Settings) -> None:
     csv = pd.read_csv(settings.paths.scores / SCORES_CSV, keep_default_na=False).set_index("record_id")
     expected = csv.loc[out["record_id"]].reset_index()
-    assert set(expected.columns) - set(out.columns) == set(BATCH_COLUMNS)
+    # The stage adds what the model does not know: display-only columns and the reps' values beside its own.
+    added = set(BATCH_COLUMNS) | set(FEEDBACK_COLUMNS) | (set(DISPLAY_COLUMNS.values()) & set(expected.columns))
+    assert set(expected.columns) - set(out.columns) == added
     np.testing.assert_allclose(out["probability"].astype(float), expected["probability"].astype(float), atol=1e-6)
     for column in out.columns:
         if column == "probability":

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.reporting.board import board_leads, render_board
+from pipeline.reporting.board import board_leads, render_board, render_board_html
 
 EVIL = "<script>alert(1)</script>"
 BANNER = "Scores come from a model that did not pass the quality gates"
@@ -28,7 +28,7 @@ def _lead(record_id: str, score: int | None, **extra: Any) -> dict[str, Any]:
         "what_would_raise": json.dumps([{"text": f"A demo request would raise the score from {score} to 90",
                                          "from": score, "to": 90}]),
         "checklist": json.dumps([
-            {"criterion": "budget", "label": "Budget", "status": "met", "reason": "Budget met: stated 120000"},
+            {"criterion": "budget", "label": "Budget", "status": "met", "reason": "Stated budget 120000"},
             {"criterion": "authority", "label": "Authority", "status": "not_met", "reason": "Contact is an intern"},
             {"criterion": "timing", "label": "Timing", "status": "unknown", "reason": "No timeline given"},
         ]),
@@ -140,7 +140,7 @@ def test_headers_are_sortable(tmp_path: Path) -> None:
 
 def test_card_shows_reasons_checklist_and_provenance(tmp_path: Path) -> None:
     html = _render(tmp_path, _scores(_lead("L1", 80, registry_version=None)))
-    for text in ("Viewed pricing 80 times", "No reply to the last two emails", "Budget met: stated 120000",
+    for text in ("Viewed pricing 80 times", "No reply to the last two emails", "Stated budget 120000",
                  "A demo request would raise the score from 80 to 90", "Score at least 70 and budget met",
                  "80%", "20261122-abc123", "2026-11-20", "2026-11-22T08:00:00+00:00", "Sales ready"):
         assert text in html, text
@@ -177,3 +177,19 @@ def test_input_frame_is_not_changed() -> None:
     leads = board_leads(scores)
     pd.testing.assert_frame_equal(scores, before)
     assert [lead.anchor for lead in leads] == ["lead-1", "lead-2"]
+
+
+def test_the_verdict_on_a_model_no_better_than_chance_is_worded_once_everywhere(tmp_path: Path) -> None:
+    from pipeline.modeling.metrics import model_verdict, verdict
+
+    figures = {"roc_auc": 0.479, "roc_auc_ci_low": 0.41, "roc_auc_ci_high": 0.55, "n_test": 120, "base_rate": 0.3,
+               "better_than_chance": False}
+    found = model_verdict(figures, confidence=0.95, promoted=False)
+    assert found.kind == "chance" and "do not use its scores to prioritise leads" in found.advice
+    assert "do not use its scores to prioritise leads" in verdict(figures, confidence=0.95)  # the evaluate log
+    scores = _scores(_lead("L1", 40), _lead("L2", 20)).assign(model_status="unpromoted")
+    html = render_board_html(scores, verdict=found)
+    assert found.advice in html and "rough guide" not in html
+    # Not judged here (no holdout figures): an unpromoted model is a rough guide.
+    assert model_verdict(None, promoted=False).advice in render_board_html(scores)
+    assert "unpromoted-warning" not in render_board_html(scores.assign(model_status="champion"))
