@@ -5,7 +5,6 @@ token, validated by the feedback store, and allowed only on a lead the viewer ma
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -256,7 +255,3 @@ def _notes(frame: pd.DataFrame, verdict: str | None) -> list[str]:
         return [verdict]
     unpromoted = "model_status" in frame.columns and bool((frame["model_status"] == UNPROMOTED).any())
     return [model_verdict(None, promoted=False).advice] if unpromoted else []
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, default=str)
