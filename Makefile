@@ -3,7 +3,8 @@
 #   make test   create .venv if missing, install, run ruff, the import layers (import-linter), mypy and pytest
 #   make bench  every benchmark, one JSON line each: features (vs DuckDB), shap (vs pred_contrib),
 #               score, memory and dask, export (the nightly job vs ingest + features + score --input),
-#               serve (the web app's first page at 50,000 leads vs 500, and the static board's size)
+#               serve (the web app's first page at 50,000 leads vs 500, and the static board's size),
+#               bootstrap (evaluate's bootstrap vs sklearn's roc_auc_score per round)
 #               (make bench-features BENCH_ARGS="--leads 20000", bench-score SCORE_BENCH_ARGS=--quick,
 #               bench-export EXPORT_BENCH_ARGS="--open 20000")
 PYTHON ?= python3
@@ -18,7 +19,7 @@ EXPORT_BENCH_ARGS ?=
 SERVE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score bench-export bench-serve mlflow-ui exps clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score bench-export bench-serve bench-bootstrap mlflow-ui exps clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -69,7 +70,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-features bench-shap bench-score bench-export bench-serve
+bench: bench-features bench-shap bench-score bench-export bench-serve bench-bootstrap
 
 bench-features: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
@@ -86,6 +87,10 @@ bench-export: venv
 # leadscore serve's first page at 50,000 leads (vs 500) and the static board's size
 bench-serve: venv
 	$(BIN)/python benchmarks/serve_bench.py $(SERVE_BENCH_ARGS)
+
+# evaluate's bootstrap (exact, over one ranking) vs sklearn's roc_auc_score per round: same figures
+bench-bootstrap: venv
+	$(BIN)/python benchmarks/bootstrap_bench.py $(BOOTSTRAP_BENCH_ARGS)
 
 mlflow-ui: venv
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000

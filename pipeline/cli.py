@@ -144,11 +144,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TABLE_OUTPUTS = (".csv", ".csv.gz", ".parquet", ".pq")  # what `score --output` writes (.csv.gz: gzip-compressed)
+YAML_OUTPUTS = (".yaml", ".yml")
+
+
+def _check_paths(*, output: str | None, inputs: dict[str, str | None], suffixes: tuple[str, ...]) -> None:
+    """The path checks of every command that writes a file, before any work: each input a regular file
+    or folder (not a FIFO or device), and the output a writable file of a known type that is none of
+    the inputs under any spelling (pipeline.io.files.check_output_path)."""
+    from pathlib import Path
+
+    from pipeline.io.files import check_input_file, check_output_path
+
+    given = {flag: Path(path) for flag, path in inputs.items() if path}
+    for flag, path in given.items():
+        check_input_file(path, flag=flag)
+    if output:
+        check_output_path(Path(output), flag="--output", inputs=given.values(), suffixes=suffixes)
+
+
+def _check_scores_set(path: Any, *, refuse: bool) -> None:
+    """Refuse (or warn about) a scores file whose set of outputs is mixed: a run killed while publishing."""
+    from pipeline.contracts.files import SCORES_MANIFEST
+    from pipeline.io.files import check_set, read_json
+    from pipeline.scoring.batch import MANIFEST_SUFFIX, side_path
+
+    for manifest in (path.parent / SCORES_MANIFEST, side_path(path, MANIFEST_SUFFIX)):
+        try:
+            named = path.name in read_json(manifest).get("members", {})
+        except (OSError, ValueError, AttributeError):
+            named = manifest.exists()  # unreadable: check_set says so
+        if not named:
+            continue
+        if refuse:
+            check_set(manifest)
+        else:
+            from pipeline.io.files import verify_set
+
+            for problem in verify_set(manifest):
+                log.warning("%s: %s; rerun the command that wrote it", manifest, problem)
+
+
 def _inspect(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from pipeline.data.inspect import run
 
+    _check_paths(output=args.output, inputs={"inspect": args.file}, suffixes=YAML_OUTPUTS)
     run(Path(args.file), output=Path(args.output) if args.output else None, delimiter=args.delimiter,
         encoding=args.encoding)
 
@@ -171,6 +213,7 @@ def _explain(settings: Settings, lead_id: str, *, scores_path: str | None = None
         raise ConfigError(f"explain: --scores {path} must be a .parquet scores file (the CSV has no reasons' detail)")
     if not path.exists():
         raise DataError(f"missing {path}; run `leadscore score` (or `make run`) first")
+    _check_scores_set(path, refuse=True)
     scores = pd.read_parquet(path)
     found = scores[scores["record_id"].astype(str) == lead_id]
     if found.empty:
@@ -220,6 +263,7 @@ def _score(settings: Settings, args: argparse.Namespace) -> None:
         return
     if not (args.input and args.output):
         raise ConfigError("score: --input and --output go together (without both, it is the DVC stage)")
+    _check_paths(output=args.output, inputs={"--input": args.input}, suffixes=TABLE_OUTPUTS)
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise ConfigError("score: --chunk-rows must be at least 1")
     if args.scored_at is not None:
@@ -257,6 +301,7 @@ def _score_export(settings: Settings, args: argparse.Namespace) -> None:
     if given:
         raise ConfigError(f"score: {', '.join(given)} do not apply with --export (it scores here, in chunks of "
                           "score.chunk_rows, with reasons)")
+    _check_paths(output=args.output, inputs={"--export": args.export}, suffixes=TABLE_OUTPUTS)
     from pipeline.stages.score import run_export
 
     summary = run_export(settings, export_dir=Path(args.export), output_path=Path(args.output),
@@ -326,10 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             from pathlib import Path
 
+            from pipeline.contracts.files import SCORES_PARQUET
             from pipeline.serve.run import serve
 
-            serve(load_settings(args.params), host=args.host, port=args.port,
-                  scores=Path(args.scores) if args.scores else None, sign_in=args.sign_in)
+            settings = load_settings(args.params)
+            _check_scores_set(Path(args.scores) if args.scores else settings.paths.scores / SCORES_PARQUET,
+                              refuse=False)
+            serve(settings, host=args.host, port=args.port, scores=Path(args.scores) if args.scores else None,
+                  sign_in=args.sign_in)
         else:
             settings = load_settings(args.params)
             _stage(args.command)(settings)

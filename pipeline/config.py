@@ -17,10 +17,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.contracts.fields import CANONICAL_FIELDS
+from pipeline.contracts.fields import CANONICAL_FIELDS, reserved_use
+from pipeline.contracts.personal import personal_header
 from pipeline.errors import ConfigError
+from pipeline.io.files import cut, load_yaml
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Bounds every stage can act on: a seed the libraries take (LightGBM's is a C int), a row count
+# this tool could hold, threads an OpenMP runtime can start (LightGBM crashes beyond a few thousand).
+MAX_SEED = 2**31 - 1
+MAX_ROWS = 10**10
+MAX_THREADS = 1_024
+MAX_DAYS = 36_500
+MAX_WEIGHT = 1e6
 
 
 class _Section(BaseModel):
@@ -72,6 +81,17 @@ class ColumnParams(_Section):
     aliases: dict[str, str] = Field(default_factory=dict)  # raw value -> canonical value
     min: float | None = None          # numeric values outside [min, max] are blanked and counted
     max: float | None = None
+    # A field whose header or values look personal (emails, phones, names, street addresses) is refused
+    # as a feature unless allowed here; see pipeline/contracts/personal.py and docs/own-export.md.
+    personal: Literal["refused", "allowed"] = "refused"
+
+
+def personal_refusal(where: str, *, column: str, what: str) -> str:
+    """Why the field at ``where`` (e.g. ``primary.columns.notes``) is refused as a feature, and the keys
+    that fix it: ``what`` says what its column looks like."""
+    return (f"{where}: column {column!r} looks like {what} and personal data is never a feature by default; "
+            f"drop the field, declare it `source.never_use: {{{column!r}: pii}}`, show it to reps under "
+            f"`source.display.fields` (email, phone, contact ...), or opt in with `personal: allowed` on {where}")
 
 
 class OutcomeParams(_Section):
@@ -173,6 +193,19 @@ class DisplayParams(_Section):
         return self
 
 
+class ClockParams(_Section):
+    """The export's own date (its clock): the day it was taken. Open leads are scored as of the midnight
+    after it, and a row dated after it is quarantined (a record created, closed or active later; a
+    placeholder such as 9999-12-31), so one bad date can't move the clock for every lead."""
+
+    export_date: date | None = None   # declared: the day the export was taken. null: found by the rule below
+    # The rule: start from the export's dates without their latest outlier_share (at least outlier_rows
+    # of them), then walk forward through its later dates while each is within max_gap_days of the last.
+    max_gap_days: int = Field(90, ge=1, le=MAX_DAYS)
+    outlier_share: float = Field(0.01, ge=0, le=0.5)
+    outlier_rows: int = Field(10, ge=0, le=MAX_ROWS)
+
+
 class SourceParams(_Section):
     """Where the export is and how its columns map onto fields. See docs/own-export.md."""
 
@@ -185,6 +218,7 @@ class SourceParams(_Section):
     events: EventsParams | None = None
     account: str | None = None   # the table (a lookup, or primary) whose id is the account: adds account roll-ups
     display: DisplayParams = Field(default_factory=DisplayParams)  # display-only columns (company, contact, owner)
+    clock: ClockParams = Field(default_factory=ClockParams)  # the export's date, and the rule that finds it
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceParams:
@@ -244,10 +278,17 @@ def _check_tables(source: SourceParams) -> None:
                 raise ValueError(f"{where}: field names are lower_snake_case (letters, digits, _)")
             if field in owner:
                 raise ValueError(f"{where}: field {field!r} is also declared in {owner[field]}")
+            used = reserved_use(field)
+            if used is not None:
+                raise ValueError(f"{where}: {field!r} is a name leadscore uses for {used}; give the field "
+                                 f"another name (e.g. {field.removeprefix('fw_').removeprefix('evt_')}_crm), "
+                                 "the column stays the same")
             owner[field] = where
             if col.column in source.never_use:
                 raise ValueError(f"{where}: column {col.column!r} is declared never_use "
                                  f"({source.never_use[col.column]}) and cannot be a feature")
+            if col.personal != "allowed" and (personal_header(field) or personal_header(col.column)):
+                raise ValueError(personal_refusal(where, column=col.column, what="personal data by its name"))
             canonical = CANONICAL_FIELDS.get(field)
             if canonical is None and (col.kind is None or col.role is None):
                 raise ValueError(f"{where}: kind and role are required for a field that is not canonical "
@@ -257,16 +298,16 @@ def _check_tables(source: SourceParams) -> None:
 
 
 class GenerateParams(_Section):
-    n_leads: int = Field(20_000, ge=50)
-    n_accounts: int = Field(5_000, ge=10)
-    events_per_lead: float = Field(8.0, ge=0)
+    n_leads: int = Field(20_000, ge=50, le=MAX_ROWS)
+    n_accounts: int = Field(5_000, ge=10, le=MAX_ROWS)
+    events_per_lead: float = Field(8.0, ge=0, le=1_000)
     start_date: date = date(2023, 1, 1)
     export_date: date = date(2025, 12, 31)
     # The world's horizon: with a later date, each export_date is a later export of one world
     # (more deals closed, new leads opened). None: the world ends on the export date.
     world_end_date: date | None = None
     dirty_fraction: float = Field(0.01, ge=0, le=0.5)
-    signal_scale: float = Field(1.0, ge=0)
+    signal_scale: float = Field(1.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> GenerateParams:
@@ -279,16 +320,19 @@ class GenerateParams(_Section):
 
 class FeaturesParams(_Section):
     event_windows_days: list[int] = Field(default_factory=lambda: [7, 30, 90], min_length=1)
-    max_event_types: int = Field(20, ge=1)
-    half_life_days: float = Field(30.0, ge=1)         # of the decayed engagement score
+    max_event_types: int = Field(20, ge=1, le=1_000)
+    half_life_days: float = Field(30.0, ge=1, le=MAX_DAYS)        # of the decayed engagement score
     leakage_max_auc: float = Field(0.95, gt=0.5, le=1)  # a feature that alone separates won/lost better is dropped
     event_weights: dict[str, float] = Field(default_factory=dict)  # per event type in that score; default 1
     scoring_date: date | None = None
 
     @model_validator(mode="after")
     def _windows_positive(self) -> FeaturesParams:
-        if any(w <= 0 for w in self.event_windows_days):
-            raise ValueError("event_windows_days must all be positive")
+        if any(w <= 0 or w > MAX_DAYS for w in self.event_windows_days):
+            raise ValueError(f"event_windows_days must all be positive days, at most {MAX_DAYS:,}")
+        bad = [k for k, w in self.event_weights.items() if not 0 <= w <= MAX_WEIGHT]
+        if bad:
+            raise ValueError(f"event_weights.{bad[0]}: a weight is between 0 and {MAX_WEIGHT:g}")
         return self
 
 
@@ -320,13 +364,13 @@ class SplitParams(_Section):
 
 class TrainParams(_Section):
     learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(4, ge=2)
-    min_data_in_leaf: int = Field(40, ge=1)
+    num_leaves: int = Field(4, ge=2, le=131_072)   # LightGBM's own limit
+    min_data_in_leaf: int = Field(40, ge=1, le=MAX_ROWS)
     feature_fraction: float = Field(0.9, gt=0, le=1)
-    lambda_l2: float = Field(10.0, ge=0)
-    num_boost_round: int = Field(1000, ge=1)
-    early_stopping_rounds: int = Field(50, ge=1)
-    num_threads: int = Field(2, ge=1)
+    lambda_l2: float = Field(10.0, ge=0, le=1e6)
+    num_boost_round: int = Field(1000, ge=1, le=100_000)
+    early_stopping_rounds: int = Field(50, ge=1, le=100_000)
+    num_threads: int = Field(2, ge=1, le=MAX_THREADS)
     class_weight: Literal["none", "balanced"] = "none"
     calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
     tuning_trials: int = Field(0, ge=0, le=1000)
@@ -335,10 +379,10 @@ class TrainParams(_Section):
 class SufficiencyParams(_Section):
     """The data-sufficiency gate: fewer won or lost deals than these stops training."""
 
-    min_won_train: int = Field(50, ge=1)
-    min_lost_train: int = Field(50, ge=1)
-    min_won_test: int = Field(20, ge=1)
-    min_lost_test: int = Field(20, ge=1)
+    min_won_train: int = Field(50, ge=1, le=MAX_ROWS)
+    min_lost_train: int = Field(50, ge=1, le=MAX_ROWS)
+    min_won_test: int = Field(20, ge=1, le=MAX_ROWS)
+    min_lost_test: int = Field(20, ge=1, le=MAX_ROWS)
 
 
 class RegistryParams(_Section):
@@ -352,7 +396,7 @@ class RegistryParams(_Section):
 
 class EvaluateParams(_Section):
     top_fractions: list[float] = Field(default_factory=lambda: [0.1, 0.2], min_length=1)
-    bootstrap_rounds: int = Field(500, ge=0)
+    bootstrap_rounds: int = Field(500, ge=0, le=100_000)
     confidence: float = Field(0.95, gt=0, lt=1)
     calibration_bins: int = Field(10, ge=2, le=100)
     backtest_windows: int = Field(4, ge=0, le=24)  # rolling-origin windows of the holdout's size; 0: none
@@ -372,7 +416,8 @@ class GatesParams(_Section):
     baseline_tolerance: float = Field(0.01, ge=0, le=0.5)   # AUC below a baseline's that still counts as a match
     auc_tolerance: float = Field(0.01, ge=0, le=0.5)        # AUC below the champion's a challenger may rank
     brier_tolerance: float = Field(0.0, ge=0, le=0.5)       # Brier above the champion's a challenger may score
-    max_champion_age_days: int = Field(180, ge=0)            # an older champion yields to an equal challenger; 0: never
+    # an older champion yields to an equal challenger; 0: never
+    max_champion_age_days: int = Field(180, ge=0, le=MAX_DAYS)
 
 
 class GradesParams(_Section):
@@ -389,7 +434,7 @@ class RoutingParams(_Section):
     """The next step for a scored lead: the MQL -> SQL hand-off."""
 
     sales_ready_min_score: int = Field(60, ge=0, le=100)
-    sales_ready_min_criteria: int = Field(2, ge=0)
+    sales_ready_min_criteria: int = Field(2, ge=0, le=100)
     disqualify_below_score: int = Field(10, ge=0, le=100)
 
 
@@ -397,8 +442,8 @@ class DriftParams(_Section):
     """Population stability of each feature and of the score, scoring batch against training rows."""
 
     bins: int = Field(10, ge=2, le=100)
-    watch: float = Field(0.1, gt=0)
-    act: float = Field(0.25, gt=0)
+    watch: float = Field(0.1, gt=0, le=100)
+    act: float = Field(0.25, gt=0, le=100)
 
     @model_validator(mode="after")
     def _act_above_watch(self) -> DriftParams:
@@ -409,12 +454,12 @@ class DriftParams(_Section):
 
 class ScoreParams(_Section):
     top_reasons: int = Field(3, ge=1, le=20)
-    min_contribution: float = Field(0.05, ge=0)
+    min_contribution: float = Field(0.05, ge=0, le=100)
     templates: Path | None = None
     board_max_leads: int = Field(1000, ge=1, le=1000)  # at most 1,000 (about 3.5 MB): for more, `leadscore serve`
     routing: RoutingParams = Field(default_factory=RoutingParams)
     raise_min_points: int = Field(5, ge=1, le=100)  # "what would raise it": only moves adding this many points
-    chunk_rows: int = Field(100_000, ge=1)
+    chunk_rows: int = Field(100_000, ge=1, le=MAX_ROWS)
     explain: bool = True
     shap: Literal["auto", "kernel", "pred_contrib"] = "auto"
 
@@ -459,7 +504,8 @@ class FeedbackParams(_Section):
     url: str | None = Field(None, min_length=1)
     reasons: FeedbackReasons = Field(default_factory=FeedbackReasons)
     disqualified_as_lost: bool = False  # an open lead a rep disagreed with as "not a fit" trains as lost
-    min_leads: int = Field(10, ge=1)   # closed leads per group below which who-was-right says "too few to tell"
+    # closed leads per group below which who-was-right says "too few to tell"
+    min_leads: int = Field(10, ge=1, le=MAX_ROWS)
 
     @model_validator(mode="after")
     def _url_has_scheme(self) -> FeedbackParams:
@@ -476,7 +522,7 @@ class Settings(_Section):
     """Every params section. Each stage reads its own and those it shares (``split``, ``grades``,
     ``drift``, ``registry``); dvc.yaml names exactly those."""
 
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=MAX_SEED)  # numpy, LightGBM and scikit-learn all take it
     paths: PathsParams = Field(default_factory=PathsParams)
     source: SourceParams = Field(default_factory=SourceParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
@@ -545,7 +591,7 @@ def _describe(err: ValidationError, source: str) -> str:
             lines.append(f"{key}.{msg}" if re.match(r"^[\w.]+: ", msg) else f"{key}: {msg}")
         else:
             value = e.get("input")
-            shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+            shown = f" (got {cut(repr(value))})" if not isinstance(value, dict) else ""
             lines.append(f"{key}: {e['msg']}{shown}")
     # `dvc exp run -S key=value` writes the value into params.yaml before running: a bad one stays there.
     restore = (f"\nFix the key(s) above; if `dvc exp run -S` wrote the value, `git checkout {Path(source).name}` "
@@ -575,10 +621,7 @@ def read_settings(path: Path | str = DEFAULT_PARAMS) -> Settings:
         raise ConfigError(f"params file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read params file {path}: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    raw = load_yaml(path, text=text)  # bounded: no alias bomb, no file of any size
     return parse_settings(raw, source=str(path))
 
 

@@ -47,7 +47,7 @@ def prepare(root: Path, settings: Settings) -> Prepared:
     write_export(export, raw_dir=settings.paths.raw, truth_dir=settings.paths.ground_truth)
     ingested = ingest(settings.source)
     features = featurise(ingested.records, ingested.events, ingested.fields, settings=settings,
-                         event_accounts=ingested.event_accounts)
+                         event_accounts=ingested.event_accounts, clock=ingested.clock)
     return Prepared(settings=settings, export=export, ingested=ingested, features=features)
 
 

@@ -26,6 +26,36 @@ CANONICAL_FIELDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Names the pipeline gives columns of its own in the records and the feature matrix: a mapped field
+# named like one would overwrite it (or be overwritten), so the mapping may not use them.
+# tests/features/test_reserved_names.py checks that every column the pipeline derives is listed.
+RESERVED_NAMES: dict[str, str] = {
+    **dict.fromkeys(("record_id", "outcome", "decision_date", "created_date", "event_key", "account_key"),
+                    "a key column of the records"),
+    **dict.fromkeys(("label", "as_of"), "a key column of the feature matrix"),
+    **dict.fromkeys(("seniority", "department"), "a feature derived from job_title"),
+    "company_size_band": "a feature derived from employees",
+    "revenue_band": "a feature derived from annual_revenue",
+    "region": "a feature derived from country",
+    "company_age_years": "a feature derived from founded_year",
+    "is_subsidiary": "a feature derived from parent_company",
+    "budget_to_deal_size": "a feature derived from stated_budget and amount",
+    **dict.fromkeys(("days_since_last_event", "engagement_score"), "an activity feature"),
+    **dict.fromkeys(("icp_fit", "icp_matched", "icp_missed"), "the ideal customer profile's fit"),
+    "framework_points": "the qualification framework's points",
+}
+RESERVED_PREFIXES: dict[str, str] = {"evt_": "activity features", "acct_": "account activity features",
+                                     "fw_": "qualification framework features"}
+
+
+def reserved_use(name: str) -> str | None:
+    """What the pipeline uses ``name`` for, or None when a field may take it."""
+    if name in RESERVED_NAMES:
+        return RESERVED_NAMES[name]
+    prefix = next((p for p in RESERVED_PREFIXES if name.startswith(p)), None)
+    return f"the prefix of {RESERVED_PREFIXES[prefix]}" if prefix else None
+
+
 @dataclass(frozen=True)
 class FieldInfo:
     """A declared field as ingest typed it: what features are built from."""

@@ -11,6 +11,7 @@ EVENTS_FILE = "events.parquet"
 EVENT_ACCOUNTS_FILE = "event_accounts.parquet"
 INGEST_REPORT_FILE = "ingest_report.json"
 MAPPING_FILE = "mapping.json"  # the explicit source: mapping the export was read with
+CLOCK_FILE = "clock.json"  # the export's date and the rule that gave it (pipeline.data.clock)
 
 # features -> paths.features
 FEATURES_FILE = "features.parquet"
@@ -31,6 +32,7 @@ SCORES_CSV = "scores.csv"
 SCORES_PARQUET = "scores.parquet"
 LEAD_BOARD = "lead_board.html"
 DRIFT_REPORT = "drift.json"
+SCORES_MANIFEST = "manifest.json"  # written last: every file above with its sha256 (pipeline.io.files.OutputSet)
 
 # score -> paths.history (every scoring run of an export, appended: no DVC output)
 HISTORY_SUFFIX = ".parquet"

@@ -47,6 +47,7 @@ from pipeline.config import (
 )
 from pipeline.contracts.fields import CANONICAL_FIELDS, OUTCOME_LOST, OUTCOME_OPEN, OUTCOME_WON, FieldInfo
 from pipeline.contracts.files import (
+    CLOCK_FILE,
     DISPLAY_FILE,
     EVENT_ACCOUNTS_FILE,
     EVENTS_FILE,
@@ -56,6 +57,7 @@ from pipeline.contracts.files import (
     QUARANTINE_FILE,
     RECORDS_FILE,
 )
+from pipeline.data.clock import ExportClock, after, export_clock
 from pipeline.data.parsing import (
     apply_aliases,
     clean_text,
@@ -112,6 +114,7 @@ class IngestResult:
     event_accounts: pd.DataFrame | None = None   # event_key -> account_key, when source.account is declared
     mapping: SourceParams | None = None          # the explicit mapping the export was read with
     display: pd.DataFrame | None = None          # record_id + display-only columns (source.display); never features
+    clock: ExportClock | None = None             # the export's date, and the rule that gave it (None: no dates)
 
     def outcome_counts(self) -> dict[str, int]:
         """Records kept per outcome (won, lost, open), each present."""
@@ -124,16 +127,17 @@ class IngestResult:
 def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All columns of an export file as text, and the malformed lines it skipped (as quarantine rows).
 
-    The frame's index is the file line of each row (header = line 1) when it can be known.
+    The frame's index is the file line of each row (header = line 1) when it can be known. A Parquet
+    export reads as the equivalent CSV would (native timestamps as ISO 8601 UTC text, numbers as
+    decimals, lists and structs as JSON text: see :func:`pipeline.io.tables.text_column`).
     """
     reader = TableReader(path, label=name, delimiter=spec.delimiter, encoding=spec.encoding, blanks_null=False,
-                         folders=False)
+                         folders=False, text=True)
     table = reader.read()
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
     if reader.format == "parquet":
-        frame = table.to_pandas().astype("string")
         frame.index = pd.RangeIndex(2, len(frame) + 2)
         return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
     skipped = reader.malformed
     bad_lines = np.array(sorted(m.line for m in skipped if m.line is not None), dtype=np.int64)
     lines = np.setdiff1d(np.arange(2, len(frame) + len(skipped) + 2), bad_lines)[: len(frame)]
@@ -175,8 +179,8 @@ class _Table:
         self.report = TableReport(rows_read=len(frame) + len(malformed))
         self._bad: list[pd.DataFrame] = [malformed] if len(malformed) else []
         self.spellings: dict[str, dict[str, str]] = {}  # categorical field -> folded value -> CRM spelling
-        if len(malformed):
-            self.report.reasons["(row): malformed line"] += len(malformed)
+        for kind, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
+            self.report.reasons[f"(row): {kind}"] += int(count)
 
     def text(self, column: str) -> pd.Series:
         return on_uniques(self.raw.loc[self.frame.index, column], lambda s: clean_text(s, self.missing))
@@ -411,10 +415,11 @@ def _required(source: SourceParams) -> dict[str, list[str]]:
     return need
 
 
-def ingest(source: SourceParams, *, for_training: bool = True) -> IngestResult:
+def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportClock | None = None) -> IngestResult:
     """Read and validate the export described by ``source`` (kind synthetic reads the generator's export
     through its built-in mapping). ``for_training`` requires won and lost rows; an export read for
-    scoring (open leads only, say) needs none."""
+    scoring (open leads only, say) needs none. ``clock_at``: the export's clock, declared by the
+    caller (``--scored-at``); by default ``source.clock`` (see :mod:`pipeline.data.clock`)."""
     source = explicit_mapping(source)
     primary = source.primary
     assert primary is not None  # an explicit mapping always has one
@@ -439,13 +444,16 @@ def ingest(source: SourceParams, *, for_training: bool = True) -> IngestResult:
     for name, spec in source.lookups.items():
         tables[name] = _lookup(name, *raw[name], spec, source, infos[name])
 
+    if source.events is not None:
+        known = pd.Index(tables[source.events.table].frame["_id"].dropna().unique())
+        tables["events"] = _events(*raw["events"], source.events, source, known)
+    clock = _clock(tables, source, declared=clock_at)
+
     positions = _row_positions(tables, source)  # where each primary row lands in every lookup
     records, report_notes = _denormalise(tables, source, positions)
     events = None
     if source.events is not None:
         e = source.events
-        known = pd.Index(tables[e.table].frame["_id"].dropna().unique())
-        tables["events"] = _events(*raw["events"], e, source, known)
         events = tables["events"].frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
         records["event_key"] = _key_per_row(tables, e.table, positions)
     else:
@@ -473,14 +481,46 @@ def ingest(source: SourceParams, *, for_training: bool = True) -> IngestResult:
     all_infos = [replace(i, spellings=tables[name].spellings.get(i.name)) for name, group in infos.items()
                  for i in group]
     records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
-    if for_training:
-        _require_outcomes(records, column=primary.outcome.column)
+    result = IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
+                          event_accounts=event_accounts, mapping=source,
+                          display=_display(tables, source, positions, records["record_id"]), clock=clock)
+    _require_rows(result, column=primary.outcome.column, for_training=for_training)
     record_schema(all_infos).validate(records)
     if events is not None:
         EVENTS_SCHEMA.validate(events)
-    return IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
-                        event_accounts=event_accounts, mapping=source,
-                        display=_display(tables, source, positions, records["record_id"]))
+    return result
+
+
+def _clock(tables: dict[str, _Table], source: SourceParams, *, declared: ExportClock | None) -> ExportClock | None:
+    """The export's clock (declared, or found by the rule of ``source.clock``); rows dated after it
+    are quarantined: a lead created, a deal closed or an event logged after the export was taken."""
+    primary = source.primary
+    assert primary is not None
+    dated: list[tuple[_Table, str, str]] = []  # table, parsed column, export column
+    for name, spec in (("created_date", primary.created_date), ("decision_date", primary.decision_date)):
+        if spec is not None:
+            dated.append((tables["primary"], name, spec.column))
+    if source.events is not None:
+        dated.append((tables["events"], "timestamp", source.events.timestamp.column))
+    clock = declared or export_clock([t.frame[name] for t, name, _ in dated], params=source.clock)
+    if clock is None:
+        return None
+    where = "source.clock" if declared is None else clock.rule
+    set_aside = 0
+
+    def future(column: str) -> Reasons:
+        return lambda bad: f"{column} '" + bad[column].astype(str).str.strip() + \
+            f"' is after the export's date {clock.day} ({where})"
+
+    for t, name, column in dated:
+        late = after(t.frame[name], clock)
+        set_aside += int(late.sum())
+        t.quarantine(late, column=column, reason=future(column))
+    log.info("the export's date: %s (%s)", clock.day, clock.rule)
+    if set_aside:
+        log.warning("%d row(s) dated after the export's date %s quarantined (the latest: %s)", set_aside,
+                    clock.day, clock.latest_seen)
+    return clock
 
 
 def _display(tables: dict[str, _Table], source: SourceParams, positions: dict[str, np.ndarray],
@@ -565,13 +605,51 @@ def _key_per_row(tables: dict[str, _Table], table: str, positions: dict[str, np.
     return pd.Series(keys, dtype="string")
 
 
-def _require_outcomes(records: pd.DataFrame, *, column: str) -> None:
-    counts = records["outcome"].value_counts()
+class IngestFailed(DataError):
+    """No usable rows: the export as far as it was read, so that its quarantine and report can still
+    be written and the reason seen."""
+
+    def __init__(self, message: str, *, result: IngestResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+_HINTS = {  # a reason kind -> what to check when it is why a whole file was lost
+    "unparseable date": "check the date formats declared in source (e.g. format: '%m/%d/%Y')",
+    "malformed line": "check the delimiter, the quoting, and whether every line ends with an extra delimiter",
+    "maps to no outcome": "check the won/lost values mapped for {column}",
+    "after the export's date": "check the export's date (declare it as source.clock.export_date)",
+    "not found in": "check the join columns and their aliases",
+}
+TOP_REASONS = 3
+
+
+def top_reasons(report: TableReport, *, column: str) -> str:
+    """The most frequent quarantine reasons of a table with their counts, and what to check for them."""
+    top = report.reasons.most_common(TOP_REASONS)
+    if not top:
+        return ""
+    listed = "; ".join(f"{reason} ({count:,} row{'s' if count != 1 else ''})" for reason, count in top)
+    hints = [hint.format(column=column) for key, hint in _HINTS.items() if any(key in r for r, _ in top)]
+    return f" The top quarantine reasons: {listed}." + (f" To fix: {'; '.join(hints)}." if hints else "")
+
+
+def _require_rows(result: IngestResult, *, column: str, for_training: bool) -> None:
+    """Stop when no row survived validation, or (for training) no won or no lost one did, naming the
+    reasons the rows were quarantined for."""
+    report = result.report["primary"]
+    counts = result.records["outcome"].value_counts()
     found = ", ".join(f"{k}: {v}" for k, v in counts.items()) or "no rows"
-    for outcome in (OUTCOME_WON, OUTCOME_LOST):
+    why = top_reasons(report, column=column)
+    lost = f" {report.rows_read - len(result.records):,} of {report.rows_read:,} rows were quarantined." if why else ""
+    if report.rows_read and not len(result.records):
+        raise IngestFailed(f"primary: every row was quarantined ({report.rows_read:,} read, none kept).{why}",
+                           result=result)
+    for outcome in (OUTCOME_WON, OUTCOME_LOST) if for_training else ():
         if counts.get(outcome, 0) == 0:
-            raise DataError(f"primary: no {outcome} rows after validation ({found}); a model needs both won "
-                            f"and lost outcomes. Check the won/lost values mapped for {column}.")
+            check = "" if "maps to no outcome" in why else f" Check the won/lost values mapped for {column}."
+            raise IngestFailed(f"primary: no {outcome} rows after validation ({found}); a model needs both won "
+                               f"and lost outcomes.{check}{lost}{why}", result=result)
 
 
 # ---------------------------------------------------------------- output contract (pandera)
@@ -660,12 +738,33 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
     if result.mapping is not None:  # the folder is where this export was; the mapping is how to read one
         write_json(interim_dir / MAPPING_FILE, result.mapping.model_dump(mode="json", exclude={"dir"}))
+    clock_path = interim_dir / CLOCK_FILE
+    if result.clock is not None:
+        write_json(clock_path, result.clock.as_dict())
+    else:
+        clock_path.unlink(missing_ok=True)
+    write_reports(result, interim_dir=interim_dir, report_path=report_path)
+
+
+def write_reports(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
+    """The quarantine and the ingest report: written by a run that failed too, so its reasons can be read."""
+    interim_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(interim_dir / QUARANTINE_FILE) as tmp:
         spreadsheet_safe(result.quarantine).to_csv(tmp, index=False)  # raw CRM text: never a live formula
-    detail = {name: r.as_dict() for name, r in result.report.items()}
-    write_json(interim_dir / INGEST_REPORT_FILE, detail)
+    detail: dict[str, Any] = {name: r.as_dict() for name, r in result.report.items()}
+    clock = result.clock.as_dict() if result.clock is not None else None
+    write_json(interim_dir / INGEST_REPORT_FILE, {**detail, "clock": clock})
     # The DVC metric holds the counts only, so `dvc metrics show` stays readable.
     counts = ("rows_read", "rows_kept", "rows_quarantined")
     metric: dict[str, Any] = {name: {k: r[k] for k in counts} for name, r in detail.items()}
     metric["total"] = {k: sum(r[k] for r in detail.values()) for k in counts}
+    report_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(report_path, metric)
+
+
+def write_failure(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
+    """A run that kept no usable rows: its quarantine and report, and no tables a later stage could
+    mistake for this export's (a previous run's are removed)."""
+    for name in (RECORDS_FILE, EVENTS_FILE, EVENT_ACCOUNTS_FILE, DISPLAY_FILE, FIELDS_FILE, MAPPING_FILE, CLOCK_FILE):
+        (interim_dir / name).unlink(missing_ok=True)
+    write_reports(result, interim_dir=interim_dir, report_path=report_path)

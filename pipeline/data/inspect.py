@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +21,16 @@ import pandas as pd
 import yaml
 
 from pipeline.config import DEFAULT_MISSING_VALUES, FeaturesParams, parse_settings
-from pipeline.contracts.fields import CANONICAL_FIELDS
+from pipeline.contracts.fields import CANONICAL_FIELDS, reserved_use
+from pipeline.contracts.personal import (
+    EMAILS,
+    PHONES,
+    STREETS,
+    looks_personal,
+    normalise_header,
+    personal_header,
+    personal_shares,
+)
 from pipeline.data.parsing import FALSE_VALUES, TRUE_VALUES, clean_text, on_uniques, parse_dates, parse_number
 from pipeline.data.separation import numeric_score, out_of_fold_won_rates, separation
 from pipeline.errors import ConfigError, DataError
@@ -49,13 +57,11 @@ LEAK_AUC = FeaturesParams().leakage_max_auc  # separating won from lost better t
 LEAK_AGREEMENT = 0.97     # blank exactly when open: outcome-derived
 LEAK_PURITY = 0.99        # a categorical whose values split open from closed rows this cleanly: outcome-derived
 EXAMPLES = 3
+# The draft marks a column pii when most of its values look personal (the mapping's own guard refuses
+# a feature from far fewer: pipeline.contracts.personal.PERSONAL_SHARE).
+DRAFT_PII_SHARES = {EMAILS: 0.5, STREETS: 0.5, PHONES: 0.8}  # names: by header (owners are reps)
 
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d{1,2}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-_PHONE = re.compile(r"^\+?[\d\s().-]{7,22}$")
-_STREET = re.compile(r"^\d+[a-z]?\s+(?:\w+\s+)+(?:st|street|ave|avenue|rd|road|blvd|boulevard|ln|lane|dr|drive|way|"
-                     r"ct|court|pl|place|sq|square|hwy|highway)\b", re.IGNORECASE)
-
 # Header patterns, matched against the normalised header ("Country/Region" -> "country region").
 CANONICAL_HEADERS: dict[str, frozenset[str]] = {
     "employees": frozenset({"employees", "number of employees", "no of employees", "num employees", "employee count",
@@ -77,11 +83,8 @@ CANONICAL_HEADERS: dict[str, frozenset[str]] = {
     "amount": frozenset({"amount", "deal amount", "deal value", "opportunity amount", "deal size", "value",
                          "opportunity value", "estimated deal size", "estimated amount", "estimated deal value"}),
 }
-_PII_HEADER = re.compile(
-    r"^(?:(?:first|last|full|middle|given|family|contact|lead|person)\s?name|name|firstname|lastname|surname"
-    r"|e ?mail(?: address)?|(?:work|personal|business|contact) email|date of birth|birth ?date|dob|ssn"
-    r"|social security(?: number)?|linkedin(?: url| profile)?)$"
-    r"|\b(?:phone|mobile|telephone|tel|fax|cell)(?: number| no)?$|\baddress\b|\bstreet\b")
+_SELLER_HEADER = re.compile(r"\b(?:owner|agent|rep|reps|salesperson|seller|manager|assigned|assignee|csm|sdr|bdr|ae"
+                            r"|account executive)\b")
 _NAME_HEADER = re.compile(r"^(?:company|company name|account name|organi[sz]ation(?: name)?|deal name"
                           r"|opportunity name)$")
 _ID_HEADER = re.compile(r"(?:^|\s)(?:id|key|uuid|guid|identifier)$|^id\b|^record id$")
@@ -157,6 +160,7 @@ class FieldDraft:
     role: str
     canonical: bool
     format: str | None = None
+    personal: bool = False   # its values look like the sellers' own names: drafted with personal: allowed
 
 
 @dataclass
@@ -201,7 +205,7 @@ def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None
     """Read ``path`` (CSV or Parquet) as text, its delimiter and encoding detected unless given.
     Raises DataError with a plain message if it cannot."""
     reader = TableReader(path, delimiter=delimiter, encoding=encoding, blanks_null=False, repeated_headers="drop",
-                         folders=False, encoding_fix="try --encoding latin-1")
+                         folders=False, text=True, encoding_fix="try --encoding latin-1")
     table = reader.read()
     frame = pd.DataFrame({name: table.column(name).to_pandas().astype("string").fillna("").astype(str)
                           for name in reader.columns}, index=pd.RangeIndex(table.num_rows))
@@ -215,13 +219,6 @@ def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None
 
 
 # ---------------------------------------------------------------- values
-
-
-def normalise_header(name: str) -> str:
-    """"Country/Region" -> "country region"; "Pricing Page Views (7d)" -> "pricing page views 7d"."""
-    split = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)  # camelCase -> camel Case
-    text = unicodedata.normalize("NFKD", split.casefold()).encode("ascii", "ignore").decode()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
 def snake_name(name: str) -> str:
@@ -397,22 +394,15 @@ def find_pii(frame: pd.DataFrame, profiles: list[ColumnProfile]) -> dict[str, Fi
     """Names, emails, phone numbers and street addresses, by header or by values."""
     found: dict[str, Finding] = {}
     for p in profiles:
-        header = normalise_header(p.name)
-        if _PII_HEADER.search(header) and not re.search(r"\b(?:calls?|clicks?|opens?|bounces?|sends?|sent)\b",
-                                                         header):
+        if personal_header(p.name):
             found[p.name] = Finding("pii", "personal data (by its header)")
             continue
         if p.kind in ("empty", "numeric", "date", "boolean"):
             continue
-        values = clean(frame[p.name]).dropna().head(20_000)  # a sample is enough to recognise the pattern
-        for pattern, what, share in ((_EMAIL, "email addresses", 0.5), (_STREET, "street addresses", 0.5),
-                                     (_PHONE, "phone numbers", 0.8)):
-            hits = values.str.contains(pattern)
-            if what == "phone numbers":
-                digits = values.str.count(r"\d")
-                hits = hits & digits.between(7, 15)
-            if len(values) and hits.mean() >= share:
-                found[p.name] = Finding("pii", f"{hits.mean():.0%} of values look like {what}")
+        shares = personal_shares(clean(frame[p.name]).dropna())
+        for what, share in DRAFT_PII_SHARES.items():
+            if shares.get(what, 0.0) >= share:
+                found[p.name] = Finding("pii", f"{shares[what]:.0%} of values look like {what}")
                 break
     return found
 
@@ -524,11 +514,33 @@ def draft_fields(profiles: list[ColumnProfile], exclude: Iterable[str]) -> dict[
         base = snake_name(p.name)
         if base in CANONICAL_FIELDS:  # same name, different kind: do not borrow the canonical meaning
             base = f"{base}_raw"
+        if reserved_use(base):  # a name the pipeline gives a column of its own
+            base = f"crm_{base}"
         name, n = base, 2
         while name in fields or name in CANONICAL_FIELDS:
             name, n = f"{base}_{n}", n + 1
         fields[name] = FieldDraft(p.name, p.kind, guess_role(p.name), canonical=False, format=p.date_format)
     return fields
+
+
+def _draft_personal(frame: pd.DataFrame, result: Inspection) -> None:
+    """A drafted field the features stage would refuse as personal (PERSONAL_SHARE of its values, fewer
+    than find_pii needs) becomes never_use: pii, unless its header names the sellers (owner, agent, rep
+    ...): their own names are drafted as a feature with ``personal: allowed`` and a note saying so."""
+    for name, f in list(result.fields.items()):
+        if f.kind in ("date", "boolean"):
+            continue
+        found = looks_personal(clean(frame[f.column]).dropna())
+        if found is None:
+            continue
+        what, share = found
+        if _SELLER_HEADER.search(normalise_header(f.column)):
+            result.fields[name] = replace(f, personal=True)
+            result.notes.append(f"{f.column}: {share:.0%} of values look like {what}, the sellers' own: drafted "
+                                "with personal: allowed; declare it never_use: pii if they are the leads' names")
+        else:
+            del result.fields[name]
+            result.never_use[f.column] = Finding("pii", f"{share:.0%} of values look like {what}")
 
 
 # ---------------------------------------------------------------- inspection
@@ -602,6 +614,7 @@ def inspect_table(table: RawTable, path: Path) -> Inspection:
     if result.decision_date:
         taken.append(result.decision_date)
     result.fields = draft_fields(profiles, exclude=taken)
+    _draft_personal(frame, result)
     if result.outcome is not None:
         result.notes.extend(_open_blank_notes(frame, result, outcome_labels(frame, result.outcome)))
     result.notes.extend(_column_notes(result))
@@ -692,6 +705,8 @@ def draft_source(result: Inspection) -> dict[str, Any]:
             entry.update(kind=f.kind, role=f.role)
             if f.format:
                 entry["format"] = f.format
+        if f.personal:
+            entry["personal"] = "allowed"
         columns[name] = entry
     primary["columns"] = columns
     source: dict[str, Any] = {"kind": "flat", "dir": _source_dir(result.path)}

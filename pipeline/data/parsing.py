@@ -8,7 +8,9 @@ on big exports, where a column holds the same few labels millions of times.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from collections.abc import Callable, Collection
 
 import numpy as np
@@ -22,6 +24,11 @@ FALSE_VALUES = frozenset({"false", "no", "n", "0", "0.0", "f", "unchecked"})
 _NUMBER = re.compile(
     r"^(?P<sign>[-+])?[$€£]?(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<suffix>[kmb])?%?$", re.IGNORECASE)
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
+# An ISO 8601 date or time, maybe with a UTC offset or Z: read whatever format a column declares (it is
+# unambiguous), which is also how a Parquet export's native timestamps and dates read as text.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$",
+                       re.IGNORECASE)
+EVENT_TYPE_HASH_CHARS = 8  # hex digits of the hash that names an event type with no Latin spelling
 
 
 def on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
@@ -84,9 +91,24 @@ def parse_boolean(values: pd.Series) -> pd.Series:
     return out
 
 
+def _utc_naive(parsed: pd.Series) -> pd.Series:
+    return parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+
+
 def parse_dates(values: pd.Series, fmt: str | None) -> pd.Series:
-    """Dates in ``fmt`` (None: pandas infers); anything else becomes NaT."""
-    return pd.to_datetime(values.astype("string").str.strip(), format=fmt, errors="coerce").astype("datetime64[us]")
+    """Dates in ``fmt`` (None: pandas infers), or in ISO 8601 whatever ``fmt`` says, as naive UTC: a
+    value with an offset or Z is converted to UTC (offsets may differ row to row), one without is
+    taken as UTC already. Anything else becomes NaT."""
+    text = values.astype("string").str.strip()
+    parsed = _utc_naive(pd.to_datetime(text, format=fmt, errors="coerce", utc=True))
+    unread = np.flatnonzero((text.notna() & parsed.isna()).to_numpy(dtype=bool))
+    candidates = text.iloc[unread]
+    iso = candidates.str.fullmatch(_ISO_DATE).fillna(False).to_numpy(dtype=bool)
+    if iso.any():
+        spaced = candidates[iso].str.replace(r"\s+(?=[zZ+-]\d*$)", "", regex=True)  # "10:00 +02" -> "10:00+02"
+        iso_parsed = _utc_naive(pd.to_datetime(spaced, format="ISO8601", errors="coerce", utc=True))
+        parsed.iloc[unread[iso]] = iso_parsed.to_numpy()
+    return parsed
 
 
 def apply_aliases(values: pd.Series, aliases: dict[str, str]) -> pd.Series:
@@ -97,6 +119,22 @@ def apply_aliases(values: pd.Series, aliases: dict[str, str]) -> pd.Series:
     return values.replace(table)
 
 
+def _event_name(folded: str) -> str:
+    """One folded event type as a snake_case name; see :func:`fold_event_type`."""
+    latin = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
+    name = re.sub(r"[^0-9a-z]+", "_", latin).strip("_")
+    if name and latin.isascii() and re.search(r"[0-9a-z]", latin):
+        return name
+    digest = hashlib.blake2b(folded.encode("utf-8"), digest_size=EVENT_TYPE_HASH_CHARS // 2).hexdigest()
+    return f"{name or 'type'}_{digest}"
+
+
 def fold_event_type(values: pd.Series) -> pd.Series:
-    """"Pricing Page View" -> "pricing_page_view"."""
-    return fold(values).str.replace(r"[^0-9a-z]+", "_", regex=True).str.strip("_")
+    """Event types as snake_case names: "Pricing Page View" -> "pricing_page_view", "Café visit" ->
+    "cafe_visit". A type with letters that have no Latin spelling (Japanese, Cyrillic, emoji) or no
+    letter at all keeps its Latin part and gains a short stable hash of the whole type ("価格 page" ->
+    "page_1a2b3c4d", "予約" -> "type_5e6f7a8b"), so two different types never share a name. Missing
+    (or empty) stays missing."""
+    folded = fold(values)
+    names = [None if pd.isna(v) or not str(v) else _event_name(str(v)) for v in folded]
+    return pd.Series(names, index=values.index, dtype="string")

@@ -19,4 +19,5 @@ def explicit_mapping(source: SourceParams) -> SourceParams:
     raw = yaml.safe_load(SYNTHETIC_MAPPING.read_text(encoding="utf-8"))
     if source.display.fields or source.display.link:  # the user's own display columns replace the built-in ones
         raw["display"] = source.display.model_dump(mode="json")
+    raw["clock"] = source.clock.model_dump(mode="json")  # the user's rule for the export's date holds for it too
     return SourceParams.model_validate({**raw, "dir": source.dir})

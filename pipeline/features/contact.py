@@ -26,6 +26,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 from pipeline.features.codes import text_from_codes
+from pipeline.io.files import load_yaml
 
 TITLES_FILE = Path(__file__).with_name("titles.yaml")
 BLANK = "unknown"               # a missing or blank title
@@ -158,7 +159,7 @@ def _read(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read title rules file {path}: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(path, text=text)  # bounded: no alias bomb
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if raw is None:

@@ -19,8 +19,11 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.config import SourceParams, personal_refusal
 from pipeline.contracts.features import FeatureSpec
 from pipeline.contracts.fields import FieldInfo
+from pipeline.contracts.personal import PERSONAL_SHARE, looks_personal, personal_header
+from pipeline.errors import DataError
 from pipeline.features.contact import (
     DEPARTMENT_WORDS,
     SENIORITY_WORDS,
@@ -44,6 +47,34 @@ log = logging.getLogger(__name__)
 def _canonical_words(spellings: dict[str, str]) -> Callable[[str], str]:
     """A canonical industry as the CRM spells it when it was written so, else capitalised."""
     return lambda value: spellings.get(value) or value[:1].upper() + value[1:]
+
+
+def allowed_personal(source: SourceParams) -> frozenset[str]:
+    """The fields the mapping lets be features although they look personal (``personal: allowed``)."""
+    tables = [source.primary, *source.lookups.values()] if source.primary is not None else []
+    return frozenset(f for t in tables if t is not None for f, col in t.columns.items() if col.personal == "allowed")
+
+
+def refuse_personal(records: pd.DataFrame, fields: Sequence[FieldInfo], *, allowed: Iterable[str] = (),
+                    share: float = PERSONAL_SHARE) -> None:
+    """Raise DataError naming the first declared field (of any kind but date and boolean, and not in
+    ``allowed``) whose name says it is personal, or at least ``share`` of whose non-empty values look
+    like emails, phone numbers, person names or street addresses: such a field would copy personal
+    data into the features, the model and the board."""
+    opted_in = set(allowed)
+    for info in fields:
+        if info.name in opted_in or info.kind in ("date", "boolean") or info.name not in records.columns:
+            continue
+        where = f"source.{'primary' if info.table == 'primary' else 'lookups.' + info.table}.columns.{info.name}"
+        if personal_header(info.name) or personal_header(info.column):
+            raise DataError(personal_refusal(where, column=info.column, what="personal data by its name"))
+        spelled = info.spellings or {}  # categorical values are case-folded: judge the CRM's own spelling
+        found = looks_personal((spelled.get(v, v) if isinstance(v, str) else v for v in records[info.name]),
+                               share=share)
+        if found is not None:
+            what, seen = found
+            raise DataError(personal_refusal(where, column=info.column, what=(
+                f"{what}: {seen:.0%} of its non-empty values (the limit is {share:.0%})")))
 
 
 def field_features(

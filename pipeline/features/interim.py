@@ -12,7 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.contracts.fields import FieldInfo
-from pipeline.contracts.files import EVENT_ACCOUNTS_FILE, EVENTS_FILE, FIELDS_FILE, MAPPING_FILE, RECORDS_FILE
+from pipeline.contracts.files import (
+    CLOCK_FILE,
+    EVENT_ACCOUNTS_FILE,
+    EVENTS_FILE,
+    FIELDS_FILE,
+    MAPPING_FILE,
+    RECORDS_FILE,
+)
 from pipeline.errors import DataError
 from pipeline.features.events import Dictionary, PendingEventLog
 from pipeline.io.files import read_json
@@ -28,6 +35,7 @@ class Interim:
     fields: list[FieldInfo]
     event_accounts: pd.DataFrame | None
     mapping: dict[str, Any] | None = None  # the explicit source: mapping ingest read the export with
+    clock: dict[str, Any] | None = None    # the export's date and the rule that gave it (None: no dates)
 
 
 def read_interim(interim_dir: Path) -> Interim:
@@ -44,7 +52,9 @@ def read_interim(interim_dir: Path) -> Interim:
     event_accounts = _read_table(accounts_path) if accounts_path.exists() else None
     mapping_path = interim_dir / MAPPING_FILE
     mapping = read_json(mapping_path) if mapping_path.exists() else None
-    return Interim(records, events, fields, event_accounts, mapping)
+    clock_path = interim_dir / CLOCK_FILE
+    clock = read_json(clock_path) if clock_path.exists() else None
+    return Interim(records, events, fields, event_accounts, mapping, clock)
 
 
 def _read_table(path: Path) -> pd.DataFrame:

@@ -7,7 +7,9 @@ combined with ``match: all`` or ``match: any``. For every record a criterion is
 * ``not_met`` when they fail,
 * ``unknown`` when the data to judge is missing (including a field the export doesn't have),
 
-with a one-line reason that quotes the actual value. Rules are data: nothing is evaluated as code.
+with a one-line reason that quotes the actual value when it is a number or a declared level (never
+free text: a text field's reason says only whether it mentions the rule's words). Rules are data:
+nothing is evaluated as code.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pipeline.contracts.features import FRAMEWORK_POINTS, criterion_column, reason_column
 from pipeline.errors import ConfigError
 from pipeline.features.codes import text_from_codes
+from pipeline.io.files import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ def framework_path(name: str) -> Path:
 def load_framework(name: str) -> Framework:
     path = framework_path(name)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path)  # bounded: no alias bomb, no huge file
         return Framework.model_validate(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
@@ -174,6 +177,19 @@ def _text_condition(cond: Condition, column: pd.Series) -> pd.Series:
     return pd.Series(per_value[codes], index=column.index).astype("boolean").mask(codes < 0)
 
 
+def _declared(value: Any, cond: Condition, display: dict[str, str] | None) -> str:
+    """A record's value as a reason may quote it: a number, or a level the rule or the field declares
+    (the rule's own values, the field's known levels in ``display``). Any other text (notes, an email
+    address) is never copied into a reason."""
+    if not isinstance(value, str):
+        return _show(value, display)
+    declared = cond.value if isinstance(cond.value, list) else [cond.value]
+    folded = _fold(value)
+    if folded in {_fold(str(v)) for v in declared} or folded in {_fold(k) for k in display or {}}:
+        return _show(value, display)
+    return "another value" if cond.op not in _NUMERIC_OPS else "not a number"
+
+
 def _reason(criterion: Criterion, values: dict[str, Any], labels: dict[str, str],
             display: dict[str, dict[str, str]]) -> str:
     """One line: each condition with the record's value and what it needs (``values``: field -> value;
@@ -195,7 +211,11 @@ def _reason(criterion: Criterion, values: dict[str, Any], labels: dict[str, str]
             continue
         target = " and ".join(_show(v, shown) for v in cond.value) if cond.op == "between" else \
             _show(cond.value, shown)
-        parts.append(f"{label} is {_show(value, shown)} (needs {_NEEDS[cond.op]} {target})")
+        if cond.op == "contains":  # free text is never quoted: only whether it mentions the rule's words
+            mentions = isinstance(value, str) and _fold(str(cond.value)) in _fold(value)
+            parts.append(f"{label} {'mentions' if mentions else 'does not mention'} {target}")
+            continue
+        parts.append(f"{label} is {_declared(value, cond, shown)} (needs {_NEEDS[cond.op]} {target})")
     text = (" and " if criterion.match == "all" else " or ").join(parts)
     return text[:1].upper() + text[1:]
 

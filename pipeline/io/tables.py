@@ -12,27 +12,32 @@ leaves the old file (or none) at the output path.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import gzip
 import io
+import json
 import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.io.files import atomic_path, binary_file_reason, remove_stale_temporaries
+from pipeline.io.files import OutputSet, atomic_path, binary_file_reason, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,13 @@ DELIMITERS = (",", ";", "\t", "|")  # what `delimiter: null` chooses among
 SAMPLE_BYTES = 1 << 16              # read to check a file's kind and to sniff its delimiter
 BLOCK_BYTES = 2 << 20               # CSV parse block: the streaming reader holds a few dozen ahead (~80 MB)
 MAX_BLOCK_BYTES = 1 << 30           # a cell bigger than a block restarts the parse with 8x bigger blocks, up to this
+# The one rule of every reader for a missing cell: an unquoted empty CSV cell, or a Parquet null. No
+# other text ("NA", "null", "N/A", "nan", a quoted "") is missing when read: pyarrow's and pandas'
+# default NA tokens are never applied, so "NA" (North America) stays a value. Ingest then blanks the
+# declared placeholders of ``source.missing_values``, the same way for CSV and Parquet exports.
+MISSING_CELLS = ("",)
+ISO_TIME = "%Y-%m-%dT%H:%M:%S"      # how a native Parquet timestamp reads as text (UTC, no zone)
+ISO_DAY = "%Y-%m-%d"                # how a native Parquet date reads as text
 
 
 def table_format(path: Path) -> str:
@@ -55,9 +67,23 @@ def table_format(path: Path) -> str:
                     "(or a folder of Parquet files)")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` is gzip-compressed (a ``.csv.gz``, whatever its name)."""
+    with path.open("rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_bytes(path: Path) -> IO[bytes]:
+    """``path`` opened for reading its bytes, decompressed when it is gzip-compressed."""
+    return gzip.GzipFile(path, "rb") if is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+
+
 def detect_encoding(path: Path) -> str:
     """utf-8-sig (BOM), utf-16 (BOM), utf-8, else cp1252 or latin-1 for a legacy Windows export."""
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         head = fh.read(4)
         if head.startswith(codecs.BOM_UTF8):
             return "utf-8-sig"
@@ -78,7 +104,7 @@ def detect_encoding(path: Path) -> str:
             c1_bytes = c1_bytes or bool(re.search(rb"[\x80-\x9f]", block))
     if c1_bytes:  # bytes 0x80-0x9f are printable in cp1252 (curly quotes, euro) but control codes in latin-1
         try:
-            with path.open("r", encoding="cp1252") as text:
+            with io.TextIOWrapper(open_bytes(path), encoding="cp1252") as text:
                 for _ in iter(lambda: text.read(1 << 20), ""):
                     pass
             return "cp1252"
@@ -117,6 +143,67 @@ class Malformed:
         return f"malformed line: expected {self.expected} fields, found {self.found}"
 
 
+def _float_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Floats as plain decimals ("1e+20" -> "100000000000000000000"), as a CSV export writes them; NaN
+    is missing, as pandas writes it."""
+    text = column.cast(pa.string())
+    odd = pc.fill_null(pc.or_(pc.match_substring(text, "e"), pc.is_nan(column)), False)
+    if not pc.any(odd).as_py():
+        return text
+    numbers, words = column.to_numpy(zero_copy_only=False), text.to_numpy(zero_copy_only=False)
+    at = np.flatnonzero(np.asarray(odd.to_numpy(zero_copy_only=False), dtype=bool))
+    words[at] = [None if np.isnan(v) else np.format_float_positional(v, trim="-") for v in numbers[at]]
+    return pa.array(words, type=pa.string())
+
+
+def _python_text(column: pa.ChunkedArray) -> pa.Array:
+    """Any other column (binary, durations, extension types) as the text of its Python values."""
+    return pa.array([None if v is None else str(v) for v in column.to_pylist()], type=pa.string())
+
+
+def _nested_text(column: pa.ChunkedArray) -> pa.Array:
+    """Lists, structs and maps as JSON text (what a CSV export of them holds)."""
+    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                     for v in column.to_pylist()], type=pa.string())
+
+
+def text_column(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """A Parquet column as the text the equivalent CSV holds: timestamps as ISO 8601 in UTC without
+    a zone (a zoned one converted to UTC), dates as YYYY-MM-DD, booleans as true/false, numbers as
+    plain decimals, lists/structs/maps as JSON; a null stays null."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return text_column(column.cast(kind.value_type))
+    if pa.types.is_string(kind):
+        return column
+    if pa.types.is_timestamp(kind):
+        utc = column.cast(pa.timestamp(kind.unit, tz="UTC")) if kind.tz else column  # the same instants
+        with contextlib.suppress(pa.ArrowInvalid):  # whole seconds read as such ("10:00:00", not "10:00:00.000000")
+            utc = utc.cast(pa.timestamp("s", tz=utc.type.tz))
+        return pc.strftime(utc, format=ISO_TIME)
+    if pa.types.is_date(kind):
+        return pc.strftime(column.cast(pa.timestamp("s")), format=ISO_DAY)
+    if pa.types.is_floating(kind):
+        return _float_text(column)
+    if pa.types.is_nested(kind):
+        return _nested_text(column)
+    if pa.types.is_null(kind):
+        return pa.nulls(len(column), type=pa.string())
+    return column.cast(pa.string())
+
+
+def text_table(table: pa.Table, *, where: str) -> pa.Table:
+    """Every column of ``table`` as text (:func:`text_column`); ``where`` names the file in the log."""
+    columns = {}
+    for name in table.column_names:
+        try:
+            columns[name] = text_column(table.column(name))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # no cast to text: what Python prints for it
+            log.info("%s: column %r (%s) read as the text of its values", where, name, table.column(name).type)
+            columns[name] = _python_text(table.column(name))
+    return pa.table(columns)
+
+
 class TableReader:
     """A CSV or Parquet export, the one reader of the project: ingest, `leadscore inspect` and
     `leadscore score --input` all read through it.
@@ -130,13 +217,18 @@ class TableReader:
     detected. ``columns`` limits what is read (a column the file lacks is left out: the caller
     names what it needs). ``label`` (e.g. the table's name in the source mapping) starts every
     error message; ``encoding_fix`` says how to give another encoding. ``folders`` False: a
-    folder (a partitioned Parquet dataset) is refused, for an export that names one file."""
+    folder (a partitioned Parquet dataset) is refused, for an export that names one file. ``text``
+    True: Parquet columns are read as the text the equivalent CSV holds (:func:`text_column`), so
+    an export reads the same whichever format it comes in. A missing cell is an unquoted empty CSV
+    cell or a Parquet null, and nothing else (:data:`MISSING_CELLS`). :attr:`nested` names the
+    Parquet columns holding lists, structs or maps, with their types."""
 
     def __init__(self, path: Path, *, label: str | None = None, delimiter: str | None = ",",
                  encoding: str | None = "utf-8", columns: list[str] | None = None, blanks_null: bool = True,
-                 repeated_headers: Literal["refuse", "drop"] = "refuse", folders: bool = True,
+                 repeated_headers: Literal["refuse", "drop"] = "refuse", folders: bool = True, text: bool = False,
                  encoding_fix: str = "set its encoding (e.g. encoding: latin-1) in the source mapping") -> None:
-        self.path, self.blanks_null, self.encoding_fix = path, blanks_null, encoding_fix
+        self.path, self.blanks_null, self.encoding_fix, self.text = path, blanks_null, encoding_fix, text
+        self.nested: dict[str, str] = {}
         self._where = f"{label}: {path}" if label else str(path)
         self.notes: list[str] = []
         self.malformed: list[Malformed] = []
@@ -173,8 +265,11 @@ class TableReader:
     def _read_head(self) -> bytes:
         """The file's first bytes: what tells its kind and its delimiter."""
         try:
-            with self.path.open("rb") as fh:
+            with open_bytes(self.path) as fh:
                 return fh.read(SAMPLE_BYTES)
+        except (EOFError, zlib.error) as exc:
+            raise DataError(f"{self._where} cannot be read: it is gzip-compressed but damaged ({exc or 'cut short'})"
+                            ) from None
         except OSError as exc:
             raise DataError(f"{self._where} cannot be read: {exc.strerror or exc}") from None
 
@@ -200,7 +295,7 @@ class TableReader:
     def _csv_header(self) -> list[str]:
         header_encoding = "utf-8-sig" if codecs.lookup(self.encoding or "utf-8").name == "utf-8" else self.encoding
         try:
-            with self.path.open(encoding=header_encoding, newline="") as fh:
+            with io.TextIOWrapper(open_bytes(self.path), encoding=header_encoding, newline="") as fh:
                 names = next(csv.reader(fh, delimiter=self.delimiter or ","), [])
         except UnicodeDecodeError:
             raise self._undecodable() from None
@@ -212,7 +307,9 @@ class TableReader:
 
     def _parquet_names(self) -> list[str]:
         try:
-            return [str(n) for n in self._dataset().schema.names]
+            schema = self._dataset().schema
+            self.nested = {str(f.name): str(f.type) for f in schema if pa.types.is_nested(f.type)}
+            return [str(n) for n in schema.names]
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{self._where} cannot be read as Parquet (not a readable Parquet file or dataset): "
                             f"{exc}") from None
@@ -241,7 +338,7 @@ class TableReader:
 
     def tables(self, rows: int) -> Iterator[pa.Table]:
         """The rows, ``rows`` at a time (the last table may be shorter), as Arrow tables of the kept
-        columns: CSV cells as text, Parquet columns as stored."""
+        columns: CSV cells as text, Parquet columns as stored (as text with ``text``)."""
         batches = self._parquet_batches(rows) if self.format == "parquet" else self._csv_batches()
         pending: list[pa.RecordBatch] = []
         held = 0
@@ -250,13 +347,16 @@ class TableReader:
             held += batch.num_rows
             while held >= rows:
                 table = pa.Table.from_batches(pending)
-                yield table.slice(0, rows)
+                yield self._as_read(table.slice(0, rows))
                 rest = table.slice(rows)
                 # An empty slice still holds its parent's buffers: keeping one would chain every
                 # chunk read so far, and memory would grow with the file.
                 pending, held = [b for b in rest.to_batches() if b.num_rows], rest.num_rows
         if held:
-            yield pa.Table.from_batches(pending)
+            yield self._as_read(pa.Table.from_batches(pending))
+
+    def _as_read(self, table: pa.Table) -> pa.Table:
+        return text_table(table, where=self._where) if self.text and self.format == "parquet" else table
 
     def read(self) -> pa.Table:
         """Every row at once."""
@@ -271,7 +371,7 @@ class TableReader:
 
     def _empty(self) -> pa.Table:
         if self.format == "parquet":
-            return self._dataset().schema.empty_table().select(self.columns)
+            return self._as_read(self._dataset().schema.empty_table().select(self.columns))
         return pa.table({name: pa.array([], type=pa.string()) for name in self.columns})
 
     def _parquet_batches(self, rows: int) -> Iterator[pa.RecordBatch]:
@@ -296,14 +396,15 @@ class TableReader:
             skip = passed
             try:
                 reader = pacsv.open_csv(
-                    self.path,
+                    pa.input_stream(str(self.path), compression="gzip") if is_gzip(self.path) else self.path,
                     read_options=pacsv.ReadOptions(block_size=block, encoding=self.encoding, use_threads=False,
                                                    column_names=names, skip_rows=1),
                     parse_options=pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True,
                                                      invalid_row_handler=self._skip),
                     convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                         include_columns=wanted,
-                                                         strings_can_be_null=self.blanks_null))
+                                                         include_columns=wanted, null_values=list(MISSING_CELLS),
+                                                         strings_can_be_null=self.blanks_null,
+                                                         quoted_strings_can_be_null=False))
                 for batch in reader:
                     if skip >= batch.num_rows:
                         skip -= batch.num_rows
@@ -355,16 +456,22 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 class ChunkWriter(AbstractContextManager["ChunkWriter"]):
     """Appends DataFrames to a CSV or Parquet file that appears at ``path`` only when the block ends
-    without an error. Every chunk must have the first chunk's columns."""
+    without an error (with ``into``, when that set of outputs is published). Every chunk must have
+    the first chunk's columns. A ``.csv.gz`` path is written gzip-compressed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, into: OutputSet | None = None) -> None:
         self.path, self.format = path, table_format(path)
         self.rows = 0
+        self._into = into
         self._atomic = atomic_path(path)
         self._writer: Any = None
+        self._sink: Any = None
         self._schema: pa.Schema | None = None
 
     def __enter__(self) -> ChunkWriter:
+        if self._into is not None:
+            self._tmp = self._into.path(self.path)
+            return self
         for stale in remove_stale_temporaries(self.path):
             log.info("removed %s, left by an interrupted run", stale)
         self._tmp = self._atomic.__enter__()
@@ -379,7 +486,9 @@ class ChunkWriter(AbstractContextManager["ChunkWriter"]):
             if self.format == "parquet":
                 self._writer = pq.ParquetWriter(self._tmp, self._schema)
             else:
-                self._writer = pacsv.CSVWriter(self._tmp, self._schema,
+                gzipped = self.path.name.lower().endswith(".gz")
+                self._sink = pa.CompressedOutputStream(str(self._tmp), "gzip") if gzipped else str(self._tmp)
+                self._writer = pacsv.CSVWriter(self._sink, self._schema,
                                                write_options=pacsv.WriteOptions(quoting_style="needed"))
         elif table.schema != self._schema:
             table = table.cast(self._schema)
@@ -390,6 +499,8 @@ class ChunkWriter(AbstractContextManager["ChunkWriter"]):
                  trace: TracebackType | None) -> bool | None:
         if self._writer is not None:
             self._writer.close()
+        if isinstance(self._sink, pa.NativeFile):
+            self._sink.close()
         if kind is None:
             if self._writer is None:
                 raise ValueError(f"nothing was written to {self.path}: write at least one (maybe empty) chunk")
@@ -398,4 +509,6 @@ class ChunkWriter(AbstractContextManager["ChunkWriter"]):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        if self._into is not None:
+            return None  # the set publishes (or discards) the file
         return self._atomic.__exit__(kind, error, trace)

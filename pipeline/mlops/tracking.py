@@ -195,9 +195,23 @@ def registered_name(registry: RegistryParams, source: SourceParams) -> str:
         return registry.model_name
     if source.kind == "synthetic" or source.primary is None:
         return "leadscore-synthetic"
-    mapping = json.dumps(source.model_dump(mode="json", exclude={"dir"}), sort_keys=True)
+    mapping = json.dumps(_named_mapping(source), sort_keys=True)
     stem = re.sub(r"[^A-Za-z0-9]+", "_", source.primary.file.stem).strip("_").lower() or "export"
     return f"leadscore-{stem}-{hashlib.sha256(mapping.encode()).hexdigest()[:8]}"
+
+
+def _named_mapping(source: SourceParams) -> dict[str, Any]:
+    """The mapping as it names its model: keys added since names were first given (``clock``, a
+    column's ``personal``) count only when set, so an export keeps its registered model (and its
+    champion) across that upgrade."""
+    mapping = source.model_dump(mode="json", exclude={"dir"})
+    if source.clock == type(source.clock)():
+        mapping.pop("clock", None)
+    for table in [mapping.get("primary"), *mapping.get("lookups", {}).values()]:
+        for column in (table or {}).get("columns", {}).values():
+            if column.get("personal") == "refused":
+                column.pop("personal")
+    return mapping
 
 
 def _mlflow(store: Store) -> Any:

@@ -114,9 +114,8 @@ def fit_calibration(y: np.ndarray, p: np.ndarray, *, method: str, seed: int,
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int) -> float:
     """Mean gap between predicted and observed rates over equal-width bins, weighted by each bin's rows."""
-    curve = reliability_curve(y, p, bins=bins)
-    gaps = (curve["mean_predicted"] - curve["observed_rate"]).abs()
-    return float((curve["count"] * gaps).sum() / curve["count"].sum())
+    _, mean_predicted, observed_rate, count = _bin_rates(y, p, bins=bins)
+    return float((count * np.abs(mean_predicted - observed_rate)).sum() / count.sum())
 
 
 def reliability_curve(y: np.ndarray, p: np.ndarray, *, bins: int) -> pd.DataFrame:
@@ -124,18 +123,22 @@ def reliability_curve(y: np.ndarray, p: np.ndarray, *, bins: int) -> pd.DataFram
 
     A row goes to bin ``floor(p * bins)``; 1.0 goes to the last bin.
     """
+    filled, mean_predicted, observed_rate, count = _bin_rates(y, p, bins=bins)
+    return pd.DataFrame({"bin": filled, "mean_predicted": mean_predicted, "observed_rate": observed_rate,
+                         "count": count})
+
+
+def _bin_rates(y: np.ndarray, p: np.ndarray, *, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reliability_curve`'s columns as arrays (bin, mean_predicted, observed_rate, count), so that the
+    ECE, computed once per bootstrap round, builds no DataFrame."""
     labels, raw = _check_inputs(y, p)
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
     index = np.minimum((raw * bins).astype(int), bins - 1)
     count = np.bincount(index, minlength=bins)
     filled = count > 0
-    return pd.DataFrame({
-        "bin": np.flatnonzero(filled),
-        "mean_predicted": np.bincount(index, weights=raw, minlength=bins)[filled] / count[filled],
-        "observed_rate": np.bincount(index, weights=labels, minlength=bins)[filled] / count[filled],
-        "count": count[filled],
-    })
+    return (np.flatnonzero(filled), np.bincount(index, weights=raw, minlength=bins)[filled] / count[filled],
+            np.bincount(index, weights=labels, minlength=bins)[filled] / count[filled], count[filled])
 
 
 def _fit(method: str, y: np.ndarray, p: np.ndarray, *, chosen_by: dict[str, Any]) -> Calibration:

@@ -44,16 +44,51 @@ def slices(features: FeatureSet, *, split: SplitParams, seed: int) -> dict[str, 
     return {name: labeled[slice_of == name] for name in SPLITS}
 
 
+class RankedScores:
+    """Scores ranked once, so that the ROC AUC of any resample of their deals (rows drawn with repeats)
+    needs only a count of won and lost deals per distinct score, not a sort: :meth:`auc` returns what
+    ``roc_auc_score(y[rows], p[rows])`` does, to the last bit (the same cumulative counts, the same collinear
+    points dropped, the same trapezoids summed in the same order), tied scores sharing one point as there."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+        """``y``: 1 won, 0 lost; ``p``: the scores of the same deals (finite; higher: more likely won)."""
+        won, scores = np.asarray(y), np.asarray(p, dtype=float)
+        if won.ndim != 1 or won.shape != scores.shape or not np.isin(won, (0, 1)).all():
+            raise ValueError(f"labels must be 0 or 1 and match the scores' shape, got {won.shape} and {scores.shape}")
+        if not np.isfinite(scores).all():
+            raise ValueError(f"scores must be finite; {int((~np.isfinite(scores)).sum())} are NaN or infinite")
+        distinct, rank = np.unique(scores, return_inverse=True)
+        # Each deal's cell: its score's place from the highest (0) down, times two, plus 1 if it was won.
+        self._cell = (len(distinct) - 1 - rank.ravel()) * 2 + (won == 1)
+        self._cells = 2 * len(distinct)
+
+    def auc(self, rows: np.ndarray) -> float:
+        """ROC AUC of the deals at ``rows`` (indices, repeats counted; NaN unless both outcomes occur)."""
+        counts = np.bincount(self._cell[rows], minlength=self._cells).reshape(-1, 2)
+        counts = counts[counts.any(axis=1)]  # one row per distinct score the resample holds, highest first
+        fps = np.cumsum(counts[:, 0], dtype=float)
+        tps = np.cumsum(counts[:, 1], dtype=float)
+        if fps[-1] == 0 or tps[-1] == 0:
+            return float("nan")
+        if len(fps) > 2:
+            keep = np.concatenate([[True], np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), [True]])
+            fps, tps = fps[keep], tps[keep]
+        fpr = np.concatenate([[0.0], fps]) / fps[-1]
+        tpr = np.concatenate([[0.0], tps]) / tps[-1]
+        return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
 def bootstrap_auc(y: np.ndarray, p: np.ndarray, *, rounds: int, confidence: float, seed: int) -> tuple[float, float]:
     """Percentile bootstrap interval for the ROC AUC (resampling deals with replacement)."""
     if rounds == 0:
         return float("nan"), float("nan")
+    ranked = RankedScores(y, p)
     rng = np.random.default_rng(seed)
     aucs = []
     for _ in range(rounds):
         idx = rng.integers(0, len(y), len(y))
         if y[idx].min() != y[idx].max():
-            aucs.append(roc_auc_score(y[idx], p[idx]))
+            aucs.append(ranked.auc(idx))
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(aucs, [tail, 100 - tail])
     return float(low), float(high)
@@ -64,9 +99,11 @@ def paired_bootstrap(y: np.ndarray, p: np.ndarray, q: np.ndarray, *, rounds: int
     """``p`` against ``q`` on the same deals: for the ROC AUC, the Brier score and the ECE, the difference
     p − q and its percentile interval, every bootstrap round resampling the deals once for both, so the
     deals' own noise cancels out of the difference. (A higher AUC is better; a lower Brier or ECE is.)"""
+    ranked_p, ranked_q = RankedScores(y, p), RankedScores(y, q)
+
     def measures(rows: np.ndarray) -> np.ndarray:
         yy = y[rows]
-        return np.array([roc_auc_score(yy, p[rows]) - roc_auc_score(yy, q[rows]),
+        return np.array([ranked_p.auc(rows) - ranked_q.auc(rows),
                          np.mean((p[rows] - yy) ** 2) - np.mean((q[rows] - yy) ** 2),
                          expected_calibration_error(yy, p[rows], bins=bins)
                          - expected_calibration_error(yy, q[rows], bins=bins)])

@@ -48,6 +48,8 @@ def prepare_matrix(frame: pd.DataFrame, *, specs: list[FeatureSpec], levels: dic
         col = frame[s.name]
         if s.kind == "categorical":
             text = col.astype("object").where(col.notna(), None)
+            if not pd.api.types.is_string_dtype(col.dtype):  # levels are text: a Parquet 1 is the level "1"
+                text = text.map(str, na_action="ignore")
             out[s.name] = pd.Categorical(text, categories=levels[s.name])
         else:
             out[s.name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()

@@ -14,13 +14,16 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import DriftParams
-from pipeline.io.files import atomic_path, write_json
+from pipeline.errors import DataError
+from pipeline.io.files import OutputSet, atomic_path, output_set, write_json
 from pipeline.io.tables import ChunkWriter, TableReader, spreadsheet_safe, table_format
 from pipeline.modeling.drift import DriftCounter, drift_warning
 from pipeline.runtime import progress_bar
 from pipeline.scoring.scorer import Scorer
 
 log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIX = ".manifest.json"  # beside `--output X`: X and its sidecars with their sha256, written last
 
 
 def drift_report(counter: DriftCounter, params: DriftParams) -> dict[str, Any]:
@@ -67,6 +70,11 @@ class Batch:
         self.reader = TableReader(input_path, label="input", columns=scorer.input_columns(),
                                   encoding_fix="save it as UTF-8 CSV")
         scorer.check_input_columns(self.reader.header, input_path)
+        nested = {c: kind for c, kind in self.reader.nested.items() if c in self.reader.columns}
+        if nested:  # a feature is one number or one category per row, never a list or a record
+            shown = ", ".join(f"{c} ({kind})" for c, kind in nested.items())
+            raise DataError(f"input: {input_path}: column(s) {shown} hold lists, structs or maps, not one value "
+                            "per row; write each feature as a number or a text column")
         self.scored_at = scored_at or now_utc()
         self.rows_in = 0
         self.quarantined: list[pd.DataFrame] = []
@@ -99,23 +107,34 @@ class Batch:
             scores, _, _ = self.score(pd.DataFrame(columns=self.scorer.input_columns()))
             writer.write(scores)
 
-    def summary(self, rows_out: int, *, drift: DriftParams) -> BatchSummary:
-        """Write the quarantine and drift files next to the output; check rows in = out + quarantined."""
+    def summary(self, rows_out: int, *, drift: DriftParams, into: OutputSet | None = None) -> BatchSummary:
+        """Write the quarantine and drift files next to the output (with ``into``, as members of that
+        set of outputs); check rows in = out + quarantined."""
         model, status, output_path = self.scorer.model, self.scorer.status, self.output_path
         bad = pd.concat(self.quarantined, ignore_index=True) if self.quarantined else pd.DataFrame()
         quarantine_path = side_path(output_path, ".quarantine.csv")
-        if len(bad):
-            with atomic_path(quarantine_path) as tmp:
-                spreadsheet_safe(bad).to_csv(tmp, index=False)
-            log.warning("%d row(s) could not be scored; each is in %s with its reason", len(bad), quarantine_path)
-        else:
-            quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
         if rows_out + len(bad) != self.rows_in:
             raise RuntimeError(f"rows in ({self.rows_in}) != rows scored ({rows_out}) + quarantined ({len(bad)})")
-        drift_path = None
-        if self.counter is not None:
-            drift_path = side_path(output_path, ".drift.json")
-            write_json(drift_path, drift_report(self.counter, drift))
+        if len(bad):
+            if into is not None:
+                spreadsheet_safe(bad).to_csv(into.path(quarantine_path), index=False)
+            else:
+                with atomic_path(quarantine_path) as tmp:
+                    spreadsheet_safe(bad).to_csv(tmp, index=False)
+            log.warning("%d row(s) could not be scored; each is in %s with its reason", len(bad), quarantine_path)
+        elif into is not None:
+            into.remove(quarantine_path)  # an old run's quarantine must not look like this run's
+        else:
+            quarantine_path.unlink(missing_ok=True)
+        drift_file = side_path(output_path, ".drift.json")
+        drift_path = drift_file if self.counter is not None else None
+        if self.counter is None:
+            if into is not None:
+                into.remove(drift_file)  # an old run's report is not this run's
+        elif into is not None:
+            into.write_json(drift_file, drift_report(self.counter, drift))
+        else:
+            write_json(drift_file, drift_report(self.counter, drift))
         log.info("scored %d of %d rows with the %s model %s -> %s", rows_out, self.rows_in, status, model.version,
                  output_path)
         return BatchSummary(output=output_path, rows_in=self.rows_in, rows_out=rows_out, quarantined=len(bad),
@@ -127,11 +146,15 @@ def score_file(scorer: Scorer, *, input_path: Path, output_path: Path, chunk_row
                progress: bool = False, scored_at: str | None = None) -> BatchSummary:
     """Score every row of a feature-matrix file (CSV or Parquet), ``chunk_rows`` at a time, into
     ``output_path`` (CSV or Parquet, written atomically), in input order. Rows that cannot be scored
-    go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``."""
+    go to ``<output>.quarantine.csv`` with their reason; the drift report to ``<output>.drift.json``.
+    The three are published as one set, named with their sha256 in ``<output>.manifest.json``."""
     batch = Batch(scorer, input_path=input_path, output_path=output_path, scored_at=scored_at)
-    with ChunkWriter(output_path) as writer, progress_bar(batch.reader.total_rows, enabled=progress) as advance:
-        for chunk in batch.reader.frames(chunk_rows):
-            batch.add(writer, *batch.score(chunk), rows=len(chunk))
-            advance(len(chunk))
-        batch.close(writer)
-    return batch.summary(writer.rows, drift=drift)
+    run_id = f"{batch.scored_at} {scorer.model.version}"
+    with output_set(side_path(output_path, MANIFEST_SUFFIX), run_id=run_id) as outputs:
+        with ChunkWriter(output_path, into=outputs) as writer, \
+                progress_bar(batch.reader.total_rows, enabled=progress) as advance:
+            for chunk in batch.reader.frames(chunk_rows):
+                batch.add(writer, *batch.score(chunk), rows=len(chunk))
+                advance(len(chunk))
+            batch.close(writer)
+        return batch.summary(writer.rows, drift=drift, into=outputs)

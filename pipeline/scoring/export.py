@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.contracts.fields import OUTCOME_OPEN
+from pipeline.data.clock import declared_clock
 from pipeline.data.ingest import ingest
 from pipeline.errors import ConfigError, DataError, ModelError
-from pipeline.features.build import default_scoring_date
 from pipeline.features.recipe import Recipe
 from pipeline.modeling.model import LoadedModel
 
@@ -69,16 +69,21 @@ def export_rows(model: LoadedModel, export_dir: Path, *, scored_at: str | None) 
     recipe = recipe_of(model)
     if not export_dir.is_dir():
         raise DataError(f"--export {export_dir}: no such folder (the folder holding the export's files)")
-    read = ingest(recipe.source_in(export_dir), for_training=False)
-    outcomes = read.outcome_counts()
     when = instant(scored_at)
+    # Tonight's export has a date of its own: the model's source.clock.export_date was its training export's.
+    source = recipe.source_in(export_dir)
+    source = source.model_copy(update={"clock": source.clock.model_copy(update={"export_date": None})})
+    declared = declared_clock(when, rule="declared: --scored-at") if when is not None else None
+    read = ingest(source, for_training=False, clock_at=declared)
+    outcomes = read.outcome_counts()
     if when is None:
-        try:
-            when = default_scoring_date(read.records, read.events)
-        except DataError:
+        if read.clock is not None:
+            when = pd.Timestamp(read.clock.instant)
+            log.info("%s: the export's date is %s (%s)", export_dir, read.clock.day, read.clock.rule)
+        else:
             fixed = recipe.features.scoring_date
             if fixed is None:
-                raise DataError(f"{export_dir}: the export has no dates to score as of; pass --scored-at") from None
+                raise DataError(f"{export_dir}: the export has no dates to score as of; pass --scored-at")
             when = pd.Timestamp(fixed)
             log.warning("the export has no dates: scoring as of %s, the model's features.scoring_date; pass "
                         "--scored-at to score as of another instant", fixed)

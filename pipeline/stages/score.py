@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.contracts.features import FeatureSet, read_feature_set
 from pipeline.contracts.fields import OUTCOME_OPEN
-from pipeline.contracts.files import DISPLAY_FILE, DRIFT_REPORT, LEAD_BOARD, SCORES_CSV, SCORES_PARQUET
+from pipeline.contracts.files import DISPLAY_FILE, DRIFT_REPORT, LEAD_BOARD, SCORES_CSV, SCORES_MANIFEST, SCORES_PARQUET
 from pipeline.errors import ConfigError, ModelError, RegistryError
 from pipeline.feedback import FeedbackStore, evaluation_notes, with_feedback
-from pipeline.io.files import atomic_path, write_json
+from pipeline.io.files import OutputSet, output_set
 from pipeline.io.tables import ChunkWriter, spreadsheet_safe, table_format
 from pipeline.mlops.promotion import scoring_verdict
 from pipeline.mlops.selection import CHAMPION, REGISTRY, scoring_model
@@ -38,9 +39,9 @@ from pipeline.mlops.tracking import Store
 from pipeline.modeling.drift import DriftCounter
 from pipeline.modeling.grades import GRADES
 from pipeline.modeling.model import LoadedModel, check_features_match
-from pipeline.reporting.board import render_board
+from pipeline.reporting.board import render_board_html
 from pipeline.runtime import progress_bar
-from pipeline.scoring.batch import BatchSummary, drift_report, score_file, side_path
+from pipeline.scoring.batch import MANIFEST_SUFFIX, BatchSummary, drift_report, score_file, side_path
 from pipeline.scoring.change import Explained, old_model_explainer
 from pipeline.scoring.display import with_display, with_display_history
 from pipeline.scoring.export import export_rows, instant
@@ -51,20 +52,21 @@ from pipeline.scoring.scorer import DETAIL_COLUMNS, Scorer, Tracking
 log = logging.getLogger(__name__)
 
 
-def write_scores(scores: pd.DataFrame, out_dir: Path) -> tuple[Path, Path]:
-    """scores.csv (no JSON detail, safe to open in a spreadsheet) and scores.parquet (everything)."""
+def write_scores(scores: pd.DataFrame, out_dir: Path, *, into: OutputSet | None = None) -> tuple[Path, Path]:
+    """scores.csv (no JSON detail, safe to open in a spreadsheet) and scores.parquet (everything);
+    with ``into``, as members of that set of outputs."""
     csv_path, parquet_path = out_dir / SCORES_CSV, out_dir / SCORES_PARQUET
-    write_scores_file(scores, csv_path)
-    write_scores_file(scores, parquet_path)
+    write_scores_file(scores, csv_path, into=into)
+    write_scores_file(scores, parquet_path, into=into)
     return csv_path, parquet_path
 
 
-def write_scores_file(scores: pd.DataFrame, path: Path) -> Path:
-    """One scores file, atomically, as `score --input` writes one: CSV without the JSON detail (safe in
-    a spreadsheet), or Parquet with it."""
+def write_scores_file(scores: pd.DataFrame, path: Path, *, into: OutputSet | None = None) -> Path:
+    """One scores file, atomically (or as a member of ``into``), as `score --input` writes one: CSV
+    without the JSON detail (safe in a spreadsheet), or Parquet with it."""
     if table_format(path) == "csv":
         scores = scores.drop(columns=[c for c in DETAIL_COLUMNS if c in scores])
-    with ChunkWriter(path) as writer:
+    with ChunkWriter(path, into=into) as writer:
         writer.write(scores)
     return path
 
@@ -112,15 +114,22 @@ def tracking(settings: Settings, store: Store, scorer: Scorer, *, scored_at: str
 
 
 def record_history(settings: Settings, track: Tracking | None, *, scored_at: str,
-                   display: pd.DataFrame | None = None) -> Path | None:
-    """Append the run's rows to the score history (atomically; the same instant again replaces it)."""
+                   display: pd.DataFrame | None = None, into: OutputSet | None = None) -> Path | None:
+    """Append the run's rows to the score history (atomically, or as a member of ``into``; the same
+    instant again replaces it)."""
     if track is None:
         return None
     history = History(settings.paths.history, track.model_name)
     table = pa.concat_tables(track.tables) if track.tables else history_table(
         pd.DataFrame(columns=[f.name for f in HISTORY_SCHEMA]), sources=[], contributions=np.zeros((0, 0)))
     table = with_display_history(table, display)
-    path = history.append(table, scored_at=scored_at)
+    if into is None:
+        path = history.append(table, scored_at=scored_at)
+    else:
+        if table.schema != HISTORY_SCHEMA:
+            raise ValueError("history rows must have the history schema")
+        path = history.path_of(scored_at)
+        pq.write_table(table, into.path(path, shared=True), compression="zstd")  # a rerun at this instant rewrites it
     changed = int(pd.Series(table.column("score_change").to_pandas()).fillna(0).ne(0).sum())
     log.info("score history: %d leads at %s (%d changed since their last run) -> %s", table.num_rows, scored_at,
              changed, path)
@@ -173,9 +182,24 @@ def run(settings: Settings) -> pd.DataFrame:
     display = read_display(paths.interim)
     scores = with_display(scores, display)
     scores = with_feedback(scores, FeedbackStore.existing(settings.feedback, db=paths.feedback_db))  # reps' values
-    csv_path, _ = write_scores(scores, paths.scores)
+    with output_set(paths.scores / SCORES_MANIFEST, run_id=f"{scored_at} {model.version}") as outputs:
+        csv_path = _publish_stage(settings, outputs, scores=scores, counter=counter, model=model, status=status)
+        record_history(settings, track, scored_at=scored_at, display=display, into=outputs)
+    counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
+    log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,
+             model.version, model.registry_version or "none", csv_path,
+             ", ".join(f"{g}: {n}" for g, n in counts.items()))
+    return scores
+
+
+def _publish_stage(settings: Settings, outputs: OutputSet, *, scores: pd.DataFrame, counter: DriftCounter,
+                   model: LoadedModel, status: str) -> Path:
+    """The score stage's files, as members of ``outputs``: scores.csv, scores.parquet, the drift
+    report and the lead board. Returns the CSV's path."""
+    paths = settings.paths
+    csv_path, _ = write_scores(scores, paths.scores, into=outputs)
     report = drift_report(counter, settings.drift)
-    write_json(paths.scores / DRIFT_REPORT, report)
+    outputs.write_json(paths.scores / DRIFT_REPORT, report)
     shown = scores.head(settings.score.board_max_leads)  # sorted by score: the board lists the best leads
     bands = settings.grades.bands
     notes = [f"Model {model.version} ({status}); grades: A >= {bands[0]:g}, B >= {bands[1]:g}, C >= {bands[2]:g}"]
@@ -186,15 +210,10 @@ def run(settings: Settings) -> pd.DataFrame:
     verdict = scoring_verdict(paths.promotion, model_version=model.version, status=status)
     if verdict is not None and verdict.warns:
         log.warning("%s", verdict.advice)  # the board's banner, word for word
-    board = render_board(shown.assign(what_would_raise=shown["what_would_raise_detail"]), paths.scores / LEAD_BOARD,
-                         title="Lead board", notes=notes, drift=report, verdict=verdict)
-    log.info("lead board: %s", board)
-    counts = scores["grade"].value_counts().reindex(list(GRADES), fill_value=0)
-    log.info("scored %d open deals with the %s model %s (registry version %s) -> %s (grades %s)", len(scores), status,
-             model.version, model.registry_version or "none", csv_path,
-             ", ".join(f"{g}: {n}" for g, n in counts.items()))
-    record_history(settings, track, scored_at=scored_at, display=display)
-    return scores
+    html = render_board_html(shown.assign(what_would_raise=shown["what_would_raise_detail"]), title="Lead board",
+                             notes=notes, drift=report, verdict=verdict)
+    log.info("lead board: %s", outputs.write_text(paths.scores / LEAD_BOARD, html))
+    return csv_path
 
 
 def read_display(interim: Path) -> pd.DataFrame | None:
@@ -239,19 +258,22 @@ def run_export(settings: Settings, *, export_dir: Path, output_path: Path, model
     del matrix
     scores = with_display(scores, rows.display)
     scores = with_feedback(scores, FeedbackStore.existing(settings.feedback, db=settings.paths.feedback_db))
-    write_scores_file(scores, output_path)
     quarantine = rows.quarantine
     quarantine_path = side_path(output_path, ".quarantine.csv")
-    if len(quarantine):
-        with atomic_path(quarantine_path) as tmp:
-            spreadsheet_safe(quarantine).to_csv(tmp, index=False)
-        log.warning("%d row(s) of the export were quarantined, each with its reason, in %s", len(quarantine),
-                    quarantine_path)
-    else:
-        quarantine_path.unlink(missing_ok=True)  # an old run's quarantine must not look like this run's
-    if len(scores):
-        write_json(side_path(output_path, ".drift.json"), drift_report(counter, settings.drift))
-    history_path = record_history(settings, track, scored_at=rows.scored_at, display=rows.display)
+    drift_path = side_path(output_path, ".drift.json")
+    with output_set(side_path(output_path, MANIFEST_SUFFIX), run_id=f"{rows.scored_at} {model.version}") as outputs:
+        write_scores_file(scores, output_path, into=outputs)
+        if len(quarantine):
+            spreadsheet_safe(quarantine).to_csv(outputs.path(quarantine_path), index=False)
+            log.warning("%d row(s) of the export were quarantined, each with its reason, in %s", len(quarantine),
+                        quarantine_path)
+        else:
+            outputs.remove(quarantine_path)  # an old run's quarantine must not look like this run's
+        if len(scores):
+            outputs.write_json(drift_path, drift_report(counter, settings.drift))
+        else:
+            outputs.remove(drift_path)
+        history_path = record_history(settings, track, scored_at=rows.scored_at, display=rows.display, into=outputs)
     closed = rows.outcomes["won"] + rows.outcomes["lost"]
     log.info("scored %d open leads of %s as of %s with the %s model %s (registry version %s) -> %s; %d closed "
              "skipped, %d rows quarantined", len(scores), export_dir, rows.scored_at, status, model.version,

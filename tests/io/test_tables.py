@@ -3,6 +3,7 @@ kept with their line number, headers, encodings and delimiters, CSV and Parquet 
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -63,7 +64,7 @@ def test_columns_limit_what_is_read(tmp_path: Path) -> None:
     (b"\n \n", r"x\.csv is empty"),
     (b",,\n1,2,3\n", r"x\.csv has no header row"),
     (b"PK\x03\x04" + b"\x00" * 64, "looks like an Excel workbook or a zip archive"),
-    (b"\x1f\x8b\x08" + b"\x00" * 64, "gzip-compressed"),
+    (b"\x1f\x8b\x08" + b"\x00" * 64, "gzip-compressed but damaged"),
     (b"a,b\n\x00\x01\x02\x03\x04\x05\x06" * 20, "binary"),
 ])
 def test_a_file_that_cannot_be_read_names_itself_and_why(tmp_path: Path, content: bytes | None, message: str) -> None:
@@ -72,6 +73,14 @@ def test_a_file_that_cannot_be_read_names_itself_and_why(tmp_path: Path, content
         path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         TableReader(path, label="input")
+
+
+def test_a_gzip_compressed_csv_reads_as_its_text(tmp_path: Path) -> None:
+    """Class 7 rule (with class 4): a .csv.gz, as `score --output x.csv.gz` writes, reads like the CSV inside."""
+    text = "name,city\nRenée,Zürich\nBob,NA\n"
+    plain, packed = _write(tmp_path / "x.csv", text), tmp_path / "x.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    assert TableReader(packed).read().equals(TableReader(plain).read())
 
 
 def test_text_in_another_encoding_names_the_fix_and_reads_when_given(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ def test_sigkill_midway_leaves_no_output_and_a_rerun_is_byte_identical(small, mo
     assert not output.exists()  # nothing at the output path: the partial file is a hidden temporary
     assert main(["score", "-q", *cmd[4:]]) == 0  # the rerun (it also clears the dead run's temporary)
     assert output.read_bytes() == reference.read_bytes()
-    assert sorted(p.name for p in output.parent.iterdir()) == ["scores.csv", "scores.drift.json"]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["scores.csv", "scores.drift.json",
+                                                               "scores.manifest.json"]
 
 
 # ---------------------------------------------------------------- injection
