@@ -221,15 +221,19 @@ def _mlflow(store: Store) -> Any:
     import mlflow
 
     store.relocate()
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    before = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(store.uri)
-    # MLflow also exports the URI as MLFLOW_TRACKING_URI (for subprocesses). We read that variable as
-    # the user's choice, so put it back: otherwise a second project in the same process (tests, a
-    # notebook) would silently log to the first one's store.
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    # The registry too: log_model registers through mlflow's process-wide registry URI, which another
+    # project in the same process (tests, a notebook) may have set to its own store.
+    mlflow.set_registry_uri(store.uri)
+    # MLflow also exports the URIs as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI (for subprocesses). We
+    # read the first as the user's choice, so put both back: otherwise a second project in the same
+    # process would silently log to the first one's store.
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     if store.artifact_root is not None and mlflow.get_experiment_by_name(store.experiment_name) is None:
         # Artifacts next to mlflow.db (paths.mlflow_db), not in ./mlruns of whatever folder we run from.
         mlflow.create_experiment(store.experiment_name, artifact_location=store.artifact_root.as_uri())
