@@ -3,6 +3,9 @@ are built once per session and only by the tests that ask for them."""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,37 @@ from pipeline.stages.features import featurise
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_SHA256 = "0" * 64  # the params fingerprint of models the tests save (the train stage computes a real one)
+
+
+MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored() -> Iterator[None]:
+    """No test leaves MLflow pointed at its store: mlflow's process-wide tracking and registry URIs
+    (and the environment variables it exports for them) are put back after each test, so a client or
+    a stage in a later test on the same worker never reads or registers in another test's store."""
+    before = {name: os.environ.get(name) for name in MLFLOW_URI_VARS}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def registry_client(uri: str) -> Any:
+    """An MlflowClient reading runs and registered models from the one store ``uri`` (a sqlite:///
+    URI or a server): without ``registry_uri`` it would read models from whatever registry the
+    process was last pointed at."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 @pytest.fixture

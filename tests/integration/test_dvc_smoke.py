@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, registry_client
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +92,7 @@ def test_plots_show_draws_the_figures_without_the_network(project: Path) -> None
 
 
 def test_mlflow_run_holds_params_metrics_and_model(project: Path) -> None:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    client = registry_client(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("leadscore")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])

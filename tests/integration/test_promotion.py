@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlflow import MlflowClient
 
 from pipeline.cli import main
 from pipeline.contracts.features import FeatureSet, write_feature_set
@@ -15,7 +14,7 @@ from pipeline.io.files import write_json
 from pipeline.mlops import registry
 from pipeline.mlops.tracking import Store
 from pipeline.stages import evaluate, score, train
-from tests.conftest import holder
+from tests.conftest import holder, registry_client
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +73,7 @@ def test_a_model_trained_on_shuffled_labels_is_rejected_and_the_champion_stays(d
     assert set(scores["model_version"]) == {first["challenger"]["model_version"]}
 
     # Both runs are in MLflow with their gate decision, and every version is kept in the registry.
-    client = MlflowClient(tracking_uri=store.uri)
+    client = registry_client(store.uri)
     versions = client.search_model_versions(f"name = '{store.model_name}'")
     assert len(versions) == 2
     tagged = {str(v.version): client.get_run(str(v.run_id)).data.tags.get("promoted") for v in versions}

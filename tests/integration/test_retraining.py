@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.config import GenerateParams
 from pipeline.data.generate import generate, write_export
-from tests.conftest import REPO
+from tests.conftest import REPO, registry_client
 
 pytestmark = pytest.mark.slow
 
@@ -124,11 +124,9 @@ def test_the_new_outcomes_are_counted_into_training(months) -> None:
 
 
 def test_a_new_registry_version_and_a_paired_decision(months) -> None:
-    from mlflow import MlflowClient
-
     project = months["project"]
     assert months["promotion_1"]["promoted"] is True
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    client = registry_client(f"sqlite:///{project / 'mlflow.db'}")
     versions = sorted(int(v.version) for v in client.search_model_versions("name = 'leadscore-synthetic'"))
     assert versions == [1, 2]
     promotion = json.loads((project / "reports/promotion.json").read_text())

@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from mlflow import MlflowClient
 
-from tests.conftest import REPO
+from tests.conftest import REPO, registry_client
 from tests.integration.test_dvc_smoke import _run
 
 pytestmark = pytest.mark.slow
@@ -70,7 +69,7 @@ def test_the_maven_example_after_the_default_and_back(tmp_path: Path) -> None:
     # Maven has no signal: its own model is recorded, never promoted, and scores say so; the
     # synthetic champion is not used for it.
     assert set(scores["model_status"]) == {"unpromoted"}
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    client = registry_client(f"sqlite:///{project / 'mlflow.db'}")
     names = {m.name for m in client.search_registered_models()}
     assert "leadscore-synthetic" in names and len(names) == 2
     maven_name = next(n for n in names if n != "leadscore-synthetic")
