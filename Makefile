@@ -19,7 +19,7 @@ EXPORT_BENCH_ARGS ?=
 SERVE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-shap bench-score bench-export bench-serve bench-bootstrap mlflow-ui exps clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-ingest bench-shap bench-score bench-export bench-serve bench-bootstrap mlflow-ui exps clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -70,10 +70,14 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-features bench-shap bench-score bench-export bench-serve bench-bootstrap
+bench: bench-features bench-ingest bench-shap bench-score bench-export bench-serve bench-bootstrap
 
 bench-features: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
+
+# leadscore ingest vs a DuckDB query reading, typing, joining and writing the same export (1M leads, ~20M events)
+bench-ingest: venv $(BENCH_STAMP)
+	$(BIN)/python benchmarks/ingest_bench.py $(INGEST_BENCH_ARGS)
 
 bench-shap: venv
 	$(BIN)/python benchmarks/shap_bench.py $(SHAP_BENCH_ARGS)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa_schema
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import (
     DISPLAY_COLUMNS,
@@ -60,10 +61,12 @@ from pipeline.contracts.files import (
 from pipeline.data.clock import ExportClock, after, export_clock
 from pipeline.data.parsing import (
     apply_aliases,
+    casefold,
     clean_text,
     fold,
     fold_event_type,
     fold_key,
+    isin_text,
     on_uniques,
     parse_boolean,
     parse_dates,
@@ -140,7 +143,10 @@ def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame
         return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
     skipped = reader.malformed
     bad_lines = np.array(sorted(m.line for m in skipped if m.line is not None), dtype=np.int64)
-    lines = np.setdiff1d(np.arange(2, len(frame) + len(skipped) + 2), bad_lines)[: len(frame)]
+    lines = np.arange(2, len(frame) + len(skipped) + 2)
+    if len(bad_lines):
+        lines = np.setdiff1d(lines, bad_lines, assume_unique=True)
+    lines = lines[: len(frame)]
     frame.index = pd.Index(lines)
     bad = pd.DataFrame({
         "table": name,
@@ -175,6 +181,7 @@ class _Table:
         self.name = name
         self.raw = frame
         self.frame = pd.DataFrame(index=frame.index)
+        self._pos = np.arange(len(frame))  # where each row of ``frame`` is in ``raw``
         self.missing = missing
         self.report = TableReport(rows_read=len(frame) + len(malformed))
         self._bad: list[pd.DataFrame] = [malformed] if len(malformed) else []
@@ -182,8 +189,13 @@ class _Table:
         for kind, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
             self.report.reasons[f"(row): {kind}"] += int(count)
 
+    def rows(self, column: str) -> pd.Series:
+        """The raw text of ``column`` for the rows still in ``frame`` (by position: a label lookup of
+        millions of lines costs seconds)."""
+        return self.raw[column].take(self._pos)
+
     def text(self, column: str) -> pd.Series:
-        return on_uniques(self.raw.loc[self.frame.index, column], lambda s: clean_text(s, self.missing))
+        return on_uniques(self.rows(column), lambda s: clean_text(s, self.missing))
 
     def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
         """Move rows under ``mask`` (aligned with ``frame``) to quarantine. ``reason`` is a text or a
@@ -192,7 +204,7 @@ class _Table:
         if not mask.any():
             return
         index = self.frame.index[mask]
-        bad = self.raw.loc[index]
+        bad = self.raw.take(self._pos[mask])
         reasons = pd.Series(reason, index=index) if isinstance(reason, str) else reason(bad)
         self._bad.append(pd.DataFrame({
             "table": self.name,
@@ -204,6 +216,7 @@ class _Table:
         for r, count in reasons.map(_reason_kind).value_counts().items():
             self.report.reasons[f"{column}: {r}"] += int(count)
         self.frame = self.frame.loc[~mask]
+        self._pos = self._pos[~mask]
 
     def blank(self, name: str, mask: pd.Series, *, why: str) -> None:
         count = int(np.asarray(mask, dtype=bool).sum())
@@ -231,7 +244,7 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
     """Set ``t.frame['_id']`` (folded for joining) and ``record id`` text; quarantine missing and duplicates."""
     ids = t.text(column)
     t.frame["_id_text"] = ids
-    t.frame["_id"] = on_uniques(ids, lambda s: s.str.casefold())
+    t.frame["_id"] = on_uniques(ids, casefold)
     t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
     key = t.frame["_id"]
     if rule == "keep_latest":
@@ -310,7 +323,7 @@ def _fields(t: _Table, table: TableParams, infos: list[FieldInfo]) -> None:
 
 def _outcome(t: _Table, primary: PrimaryParams) -> None:
     spec = primary.outcome
-    raw = t.raw.loc[t.frame.index, spec.column].astype("string").str.strip()
+    raw = t.rows(spec.column).astype("string").str.strip()
     folded = on_uniques(raw.fillna(""), fold_key)
     mapping = {fold_key(pd.Series([v])).iloc[0]: outcome
                for outcome in (OUTCOME_WON, OUTCOME_LOST, OUTCOME_OPEN) for v in getattr(spec, outcome)}
@@ -372,10 +385,10 @@ def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, sour
     types = on_uniques(t.text(spec.type), lambda s: fold_event_type(apply_aliases(fold(s), spec.aliases)))
     t.frame["event_type"] = types
     t.quarantine(types.isna().to_numpy(), column=spec.type, reason=f"missing {spec.type}")
-    key = on_uniques(t.text(spec.key), lambda s: s.str.casefold())
+    key = on_uniques(t.text(spec.key), casefold)
     t.frame["event_key"] = key
     t.quarantine(key.isna().to_numpy(), column=spec.key, reason=f"missing {spec.key}")
-    t.quarantine(~t.frame["event_key"].isin(known_keys).to_numpy(), column=spec.key,
+    t.quarantine(~isin_text(t.frame["event_key"], known_keys), column=spec.key,
                  reason=lambda bad: f"{spec.key} '" + bad[spec.key].astype(str) + f"' not found in {spec.table}")
     _date(t, spec.timestamp.column, spec.timestamp.format, name="timestamp", required=True)
     t.quarantine(t.frame["timestamp"].isna().to_numpy(), column=spec.timestamp.column,
@@ -534,7 +547,7 @@ def _display(tables: dict[str, _Table], source: SourceParams, positions: dict[st
         t, pos = tables[shown.table], positions.get(shown.table)
         parts = []
         for column in shown.columns:
-            text = clean_text(t.raw.loc[t.frame.index, column], t.missing).reset_index(drop=True)
+            text = clean_text(t.rows(column), t.missing).reset_index(drop=True)
             values = text.to_numpy(dtype=object)
             if pos is None or not len(values):
                 parts.append(pd.Series(pd.NA, index=out.index, dtype="string"))
@@ -546,9 +559,22 @@ def _display(tables: dict[str, _Table], source: SourceParams, positions: dict[st
             joined = joined.str.cat(part, sep=" ", na_rep="").str.strip().replace("", pd.NA)
         out[DISPLAY_COLUMNS[key]] = joined.astype("string")
     if display.link is not None:
-        out[DISPLAY_COLUMNS["link"]] = pd.Series(
-            [display.link.replace("{record_id}", quote(str(r), safe="")) for r in out["record_id"]], dtype="string")
+        out[DISPLAY_COLUMNS["link"]] = _links(display.link, out["record_id"])
     return out
+
+
+def _links(template: str, record_ids: pd.Series) -> pd.Series:
+    """``template`` with each record's id, URL-quoted, for ``{record_id}``. Ids of URL-safe characters
+    only (most CRM ids) are their own quoting, so only the others go through :func:`urllib.parse.quote`."""
+    ids = record_ids.astype("string")
+    plain = ids.str.fullmatch(r"[A-Za-z0-9_.~-]*").fillna(False).to_numpy(dtype=bool)
+    quoted = ids.copy()
+    quoted[~plain] = [quote(str(r), safe="") for r in ids[~plain]]
+    pieces = template.split("{record_id}")
+    link = pd.Series(pieces[0], index=ids.index, dtype="string")
+    for piece in pieces[1:]:
+        link = link + quoted + piece
+    return link
 
 
 def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = "primary") -> dict[str, np.ndarray]:
@@ -564,8 +590,8 @@ def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = 
             spec = pending[name]
             parent = spec.join.table
             parent_rows = positions[parent]
-            parent_keys = on_uniques(tables[parent].raw.loc[tables[parent].frame.index, spec.join.column]
-                                      .pipe(clean_text, tables[parent].missing), lambda s: s.str.casefold())
+            parent_keys = on_uniques(tables[parent].rows(spec.join.column)
+                                      .pipe(clean_text, tables[parent].missing), casefold)
             child_pos = _join_index(parent_keys.reset_index(drop=True), tables[name].frame, spec.join.aliases)
             joined = np.where(parent_rows >= 0, child_pos[np.maximum(parent_rows, 0)], -1)
             positions[name] = joined
@@ -693,7 +719,13 @@ def _shared_dictionary(columns: list[pd.Series]) -> pd.Index:
 
 
 def _categorical(column: pd.Series, categories: pd.Index) -> pd.Series:
-    return pd.Series(pd.Categorical(column.astype("string"), categories=categories), index=column.index,
+    """``column`` as a categorical over ``categories`` (values outside them missing), its codes found
+    by one Arrow hash lookup (pandas hashes Python strings: seconds per million)."""
+    text = column.astype("string")
+    values = pa.array(text, type=pa.large_string(), from_pandas=True)
+    levels = pa.array(categories.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    codes = pc.fill_null(pc.index_in(values, value_set=levels), -1).to_numpy(zero_copy_only=False)
+    return pd.Series(pd.Categorical.from_codes(codes.astype(np.int32), categories=categories), index=column.index,
                      name=column.name)
 
 

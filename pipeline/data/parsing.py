@@ -15,6 +15,8 @@ from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 TRUE_VALUES = frozenset({"true", "yes", "y", "1", "1.0", "t", "x", "checked"})
 FALSE_VALUES = frozenset({"false", "no", "n", "0", "0.0", "f", "unchecked"})
@@ -28,7 +30,16 @@ _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9}
 # unambiguous), which is also how a Parquet export's native timestamps and dates read as text.
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$",
                        re.IGNORECASE)
+# Python's whitespace (every character str.isspace() accepts, 29 of them) spelt as one class that Arrow's
+# RE2 engine reads the same way: RE2's own \s misses "\x0b", "\x1c"-"\x1f", "\x85" and the Unicode
+# spaces, so pandas would fall back to Python's re, row by row, for a pattern using it. A test checks
+# the class against every code point.
+WHITESPACE = "[\\x09-\\x0d\\x1c-\\x20\\x85\\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_SPACES = WHITESPACE + "+"
 EVENT_TYPE_HASH_CHARS = 8  # hex digits of the hash that names an event type with no Latin spelling
+
+
+_SAMPLE = 10_000  # rows on_uniques looks at first, on a big column, to tell whether its values repeat
 
 
 def on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
@@ -36,6 +47,8 @@ def on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Se
     if isinstance(values.dtype, pd.CategoricalDtype):
         codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
     else:
+        if len(values) > 4 * _SAMPLE and values.iloc[:: len(values) // _SAMPLE].nunique() * 2 > _SAMPLE:
+            return fn(values.astype("string"))  # mostly distinct (timestamps, ids): factorising would not pay
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         if len(uniques) * 4 > len(values):
             return fn(values.astype("string"))
@@ -44,14 +57,43 @@ def on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Se
     return pd.Series(taken, index=values.index, dtype=mapped.dtype)
 
 
+def isin_text(values: pd.Series, keys: pd.Index) -> np.ndarray:
+    """``values.isin(keys)`` for text, as one Arrow hash lookup: pandas builds a Python object per key
+    first, which is seconds on a million keys. Missing matches missing only if ``keys`` holds it, as in
+    pandas."""
+    array = _arrow_text(values)
+    if array is None:
+        return values.isin(keys).to_numpy(dtype=bool)
+    key_set = pa.array(keys.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    found = pc.is_in(array, value_set=key_set)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _arrow_text(values: pd.Series) -> pa.Array | None:
+    """``values`` as one Arrow text array if it is Arrow-backed text, else None."""
+    if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+        return None
+    return pa.array(values, type=pa.large_string(), from_pandas=True)
+
+
+def casefold(values: pd.Series) -> pd.Series:
+    """``values.str.casefold()``, on Arrow when the text is ASCII, where case folding is lowercasing A-Z
+    (Python's casefold runs row by row: seconds on millions of ids)."""
+    text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("string")
+    array = _arrow_text(text)
+    if array is not None and len(array) and pc.all(pc.string_is_ascii(array)).as_py():
+        return pd.Series(pc.ascii_lower(array), dtype=text.dtype, index=text.index, name=text.name)
+    return text.str.casefold()
+
+
 def fold(values: pd.Series) -> pd.Series:
     """Trimmed, inner whitespace collapsed, case-folded."""
-    return values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+    return casefold(values.astype("string").str.strip().str.replace(_SPACES, " ", regex=True))
 
 
 def fold_key(values: pd.Series) -> pd.Series:
     """Stage or outcome values folded so "Closed-Won", "closed won " and "CLOSED_WON" are one."""
-    return fold(values).str.replace(r"[-_\s]+", " ", regex=True).str.strip()
+    return fold(values).str.replace("[-_" + WHITESPACE[1:] + "+", " ", regex=True).str.strip()
 
 
 def spellings(text: pd.Series, folded: pd.Series) -> dict[str, str]:
@@ -68,18 +110,37 @@ def spellings(text: pd.Series, folded: pd.Series) -> dict[str, str]:
 
 def clean_text(values: pd.Series, missing: Collection[str] = frozenset()) -> pd.Series:
     """Trimmed text with inner whitespace collapsed; "" and the ``missing`` tokens (folded) become NA."""
-    text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True)
-    return text.mask(text.str.casefold().isin(list(missing)) | (text == ""))
+    text = values.astype("string").str.strip().str.replace(_SPACES, " ", regex=True)
+    blank = (text == "").fillna(False).to_numpy(dtype=bool)
+    if missing:
+        # Case folding never shortens a text (each character folds to one or more), so only texts
+        # no longer than the longest token can fold to one: fold those, not millions of timestamps.
+        short = np.flatnonzero((text.str.len() <= max(len(m) for m in missing)).fillna(False).to_numpy(dtype=bool))
+        blank[short] |= text.iloc[short].str.casefold().isin(list(missing)).to_numpy(dtype=bool)
+    return text.mask(blank)
 
 
 def parse_number(values: pd.Series) -> pd.Series:
     """Numbers from CRM text: "1,200" -> 1200, "$3.5M" -> 3500000, "n/a", "lots" or "1,2" -> NaN."""
     text = values.astype("string").str.strip().str.replace(" ", "", regex=False)
-    parts = text.str.extract(_NUMBER)
+    parts = _number_parts(text)
     number = pd.to_numeric(parts["num"].str.replace(",", "", regex=False), errors="coerce").astype("float64")
     scale = parts["suffix"].str.casefold().map(_SUFFIX).astype("float64").fillna(1.0)
     sign = np.where(parts["sign"].eq("-").fillna(False).astype(bool), -1.0, 1.0)
     return (number * scale * sign).astype("float64").set_axis(values.index)
+
+
+def _number_parts(text: pd.Series) -> pd.DataFrame:
+    """The sign, digits and multiplier of each value as :data:`_NUMBER` reads them (NA where a value
+    is no number, "" or NA where a part is absent). ASCII text goes through Arrow's RE2 engine, which
+    reads the pattern as Python's re does on ASCII; other text through re itself, since \\d also
+    matches other scripts' digits there."""
+    array = pa.array(text, type=pa.large_string(), from_pandas=True)
+    if len(array) == 0 or not pc.all(pc.string_is_ascii(array)).as_py():
+        return text.str.extract(_NUMBER)
+    parts = pc.extract_regex(array, "(?i)" + _NUMBER.pattern).flatten()
+    return pd.DataFrame({name: pd.Series(part, dtype="string", index=text.index)
+                         for name, part in zip(("sign", "num", "suffix"), parts, strict=True)})
 
 
 def parse_boolean(values: pd.Series) -> pd.Series:
