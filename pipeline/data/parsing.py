@@ -76,12 +76,21 @@ def _arrow_text(values: pd.Series) -> pa.Array | None:
     return pa.array(values, type=pa.large_string(), from_pandas=True)
 
 
+def _ascii_arrow(values: pd.Series) -> pa.Array | None:
+    """``values`` as one Arrow text array if it is Arrow-backed, non-empty ASCII text, else None: where
+    RE2 and Arrow's ASCII kernels read text exactly as Python's re and str methods do."""
+    array = _arrow_text(values)
+    if array is None or len(array) == 0 or not pc.all(pc.string_is_ascii(array)).as_py():
+        return None
+    return array
+
+
 def casefold(values: pd.Series) -> pd.Series:
     """``values.str.casefold()``, on Arrow when the text is ASCII, where case folding is lowercasing A-Z
     (Python's casefold runs row by row: seconds on millions of ids)."""
     text = values if isinstance(values.dtype, pd.StringDtype) else values.astype("string")
-    array = _arrow_text(text)
-    if array is not None and len(array) and pc.all(pc.string_is_ascii(array)).as_py():
+    array = _ascii_arrow(text)
+    if array is not None:
         return pd.Series(pc.ascii_lower(array), dtype=text.dtype, index=text.index, name=text.name)
     return text.str.casefold()
 
@@ -135,8 +144,8 @@ def _number_parts(text: pd.Series) -> pd.DataFrame:
     is no number, "" or NA where a part is absent). ASCII text goes through Arrow's RE2 engine, which
     reads the pattern as Python's re does on ASCII; other text through re itself, since \\d also
     matches other scripts' digits there."""
-    array = pa.array(text, type=pa.large_string(), from_pandas=True)
-    if len(array) == 0 or not pc.all(pc.string_is_ascii(array)).as_py():
+    array = _ascii_arrow(text)
+    if array is None:
         return text.str.extract(_NUMBER)
     parts = pc.extract_regex(array, "(?i)" + _NUMBER.pattern).flatten()
     return pd.DataFrame({name: pd.Series(part, dtype="string", index=text.index)
