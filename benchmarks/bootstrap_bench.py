@@ -17,12 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -31,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `pipeline` importable without the editable install too
     sys.path.insert(0, str(ROOT))
 
-from pipeline.modeling.calibration import expected_calibration_error  # noqa: E402  (after the sys.path line)
+from common import timed  # noqa: E402  (after the sys.path line)
+
+from pipeline.modeling.calibration import expected_calibration_error  # noqa: E402
 from pipeline.modeling.metrics import bootstrap_auc, paired_bootstrap  # noqa: E402
 
 log = logging.getLogger("bootstrap_bench")
@@ -86,19 +84,6 @@ def sklearn_paired(y: np.ndarray, p: np.ndarray, q: np.ndarray, *, rounds: int, 
     return {name: {"delta": round(float(point[i]), 6), "low": round(float(low[i]), 6),
                    "high": round(float(high[i]), 6)}
             for i, name in enumerate(("roc_auc", "brier", "ece"))}
-
-
-def timed(ours: Callable[[], Any], reference: Callable[[], Any], repeat: int) -> tuple[float, float, Any, Any]:
-    """Median wall times of ``repeat`` calls of each, alternating so both see the same machine load,
-    and the last result of each (the values checked)."""
-    times: tuple[list[float], list[float]] = ([], [])
-    results: list[Any] = [None, None]
-    for _ in range(repeat):
-        for side, fn in enumerate((ours, reference)):
-            started = time.perf_counter()
-            results[side] = fn()
-            times[side].append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1]), results[0], results[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def self_peak_mb() -> float:
@@ -46,3 +50,16 @@ def run_child(script: Path, argv: list[str], kind: str, *, out: Path | None = No
     result["process_wall_s"] = wall
     result["peak_rss_mb"] = usage.ru_maxrss / 1024.0
     return result
+
+
+def timed(ours: Callable[[], T], reference: Callable[[], T], repeat: int) -> tuple[float, float, T, T]:
+    """Median wall times of ``repeat`` in-process calls of each, alternating so both see the same
+    machine load, and the last result of each (the values checked)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    results: list[Any] = [None, None]
+    for _ in range(repeat):
+        for side, fn in enumerate((ours, reference)):
+            started = time.perf_counter()
+            results[side] = fn()
+            times[side].append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1]), results[0], results[1]

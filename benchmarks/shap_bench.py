@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import lightgbm as lgb
@@ -34,7 +32,7 @@ if str(ROOT) not in sys.path:  # `pipeline` importable without the editable inst
     sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import self_peak_mb  # noqa: E402
+from common import self_peak_mb, timed  # noqa: E402
 
 from pipeline.explain.treeshap import TreeShap, _contributions  # noqa: E402  (after the sys.path line)
 
@@ -79,20 +77,6 @@ def train(x: np.ndarray, y: np.ndarray, *, trees: int, leaves: int, seed: int) -
     return lgb.train(params, data, num_boost_round=trees)
 
 
-def timed(ours: Callable[[], np.ndarray], reference: Callable[[], np.ndarray], repeat: int
-          ) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Median wall times of ``repeat`` calls of each, alternating so both see the same machine load,
-    and the last result of each (the values checked)."""
-    times: tuple[list[float], list[float]] = ([], [])
-    results: list[np.ndarray] = [np.empty(0), np.empty(0)]
-    for _ in range(repeat):
-        for side, fn in enumerate((ours, reference)):
-            started = time.perf_counter()
-            results[side] = fn()
-            times[side].append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1]), results[0], results[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000, help="held-out rows explained (default 50,000)")
@@ -128,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours_s, reference_s, ours, reference = timed(
         lambda: explainer.contributions(x, num_threads=NUM_THREADS),
-        lambda: booster.predict(x, pred_contrib=True, num_threads=NUM_THREADS), args.repeat)
+        lambda: np.asarray(booster.predict(x, pred_contrib=True, num_threads=NUM_THREADS)), args.repeat)
     raw = booster.predict(x, raw_score=True, num_threads=NUM_THREADS)
     max_abs_diff = float(np.abs(ours - reference).max())
     additivity = float(np.abs(ours.sum(axis=1) - raw).max())
