@@ -57,7 +57,11 @@ def is_intent_feature(name: str) -> bool:
 
 def event_types(events: EventLog | pd.DataFrame, *, limit: int) -> list[str]:
     """The ``limit`` most frequent event types (ties by name), in alphabetical order."""
-    counts = as_event_log(events).type_counts()
+    return most_frequent(as_event_log(events).type_counts(), limit=limit)
+
+
+def most_frequent(counts: Mapping[str, int], *, limit: int) -> list[str]:
+    """The ``limit`` most frequent of ``counts`` (events per type; ties by name), in alphabetical order."""
     ordered = sorted(((t, c) for t, c in counts.items() if c > 0), key=lambda kv: (-kv[1], kv[0]))
     return sorted(t for t, _ in ordered[:limit])
 
@@ -105,7 +109,7 @@ def _codes(values: pd.Series, index: pa.Array) -> np.ndarray:
     return _with_missing(_positions(distinct, index), -1)[codes]
 
 
-def _epoch_seconds(values: pd.Series) -> np.ndarray:
+def epoch_seconds(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).to_numpy(dtype="datetime64[s]").view(np.int64)
 
 
@@ -114,7 +118,7 @@ def _pack(key: np.ndarray, kind: np.ndarray, micros: np.ndarray, group_of_code: 
           t0: int, shift: int, type_bits: int, out: np.ndarray, n: int) -> int:  # pragma: no cover - compiled
     """Append (group, second since ``t0``, type) of each event whose key code has a group (>= 0) to
     ``out`` from position ``n``, packed in one int64 that sorts by group, then time; the new length."""
-    other = len(type_of_code) - 1
+    other = type_of_code[len(type_of_code) - 1]  # the code of a missing type: the spare last slot's
     for i in range(len(key)):
         code = key[i]
         if code < 0:
@@ -139,6 +143,16 @@ def _segments(packed: np.ndarray, shift: int, n_groups: int) -> np.ndarray:  # p
     return start
 
 
+def _int64(values: np.ndarray) -> np.ndarray:
+    """``values`` as a writable, contiguous int64 array (a copy only if it is not one already).
+
+    Every kernel is called with one signature only. Numba caches each signature a kernel is compiled
+    for in one index file per kernel; processes compiling other signatures at the same time (Dask
+    workers, test workers) can leave an index entry pointing at another signature's machine code,
+    which then reads its arrays with the wrong element size."""
+    return np.require(values, dtype=np.int64, requirements=["C", "W"])
+
+
 @dataclass(frozen=True)
 class _Timeline:
     """Events sorted by (group, time, type), packed one per int64: a group's events are a run."""
@@ -151,7 +165,9 @@ class _Timeline:
 def _timeline(log: EventLog, group_of_code: np.ndarray, type_of_code: np.ndarray, *, n_groups: int,
               latest_s: int, t0: int) -> _Timeline:
     """The events whose key has a group (``group_of_code``: -1 none), sorted into a :class:`_Timeline`."""
-    type_bits = max((len(type_of_code) - 1).bit_length(), 1)
+    # as many bits as the largest type code needs ("other" is the last of the types asked for, which
+    # a log without some of them, a night's export say, can hold fewer of)
+    type_bits = max(int(type_of_code.max(initial=0)).bit_length(), 1)
     shift = max(latest_s - t0, 1).bit_length() + type_bits
     if max(n_groups, 1).bit_length() + shift > 63:
         raise DataError(f"the activity log spans too many records, accounts or years for one sort key: "
@@ -159,7 +175,8 @@ def _timeline(log: EventLog, group_of_code: np.ndarray, type_of_code: np.ndarray
     packed = np.empty(len(log), dtype=np.int64)
     n = 0
     for part in log.parts:
-        n = _pack(part.key, part.kind, part.micros, group_of_code, type_of_code, t0, shift, type_bits, packed, n)
+        n = _pack(_int64(part.key), _int64(part.kind), _int64(part.micros), _int64(group_of_code),
+                  _int64(type_of_code), t0, shift, type_bits, packed, n)
     packed = packed[:n]
     packed.sort()
     return _Timeline(packed, shift, type_bits)
@@ -214,13 +231,12 @@ def _walk_own(packed: np.ndarray, start: np.ndarray, record_code: np.ndarray, as
 
 def _own_activity(
     log: EventLog, record_code: np.ndarray, type_of_code: np.ndarray, as_of: np.ndarray, type_weight: np.ndarray,
-    *, types: list[str], windows: list[int], half_life_days: float, t0: int, latest_s: int, names: list[str],
-    out: np.ndarray,
+    *, n_keys: int, types: list[str], windows: list[int], half_life_days: float, t0: int, latest_s: int,
+    names: list[str], out: np.ndarray,
 ) -> None:
     """Per-record figures from each record's own events, written into the rows of ``out`` (one per
     feature of ``names``). The events of the batch's keys are sorted by (key, time) once; each
     record then reads its key's run, which several records of one key share."""
-    n_keys = len(log.keys)
     wanted = np.zeros(n_keys + 1, dtype=bool)
     wanted[record_code] = True  # a code of -1 marks the spare last slot
     group_of_code = np.where(wanted[:n_keys], np.arange(n_keys), -1)
@@ -230,7 +246,7 @@ def _own_activity(
     rows = np.array([[at[f"evt_{t}_{w}d"] for w in windows] + [at[f"evt_{t}_trend"], at[f"evt_{t}_days_since"]]
                      for t in types] + [[at["days_since_last_event"], at["engagement_score"]] + [0] * len(windows)],
                     dtype=np.int64).reshape(len(types) + 1, len(windows) + 2)
-    _walk_own(timeline.packed, _segments(timeline.packed, timeline.shift, n_keys), record_code, as_of - t0,
+    _walk_own(timeline.packed, _segments(timeline.packed, timeline.shift, n_keys), _int64(record_code), as_of - t0,
               timeline.shift, timeline.type_bits, np.array(bounds, dtype=np.int64) * DAY_S,
               -1.0 / (half_life_days * DAY_S), type_weight, np.array([bounds.index(w) for w in windows]),
               np.array([bounds.index(TREND_DAYS), bounds.index(2 * TREND_DAYS)]), rows, out)
@@ -329,6 +345,16 @@ def _account_of_code(keys: pa.Array, key_accounts: pd.DataFrame) -> tuple[np.nda
     return account_of_code, accounts
 
 
+@dataclass(frozen=True)
+class AccountCodes:
+    """The records' accounts as codes: each record's account (-1: none), the account of each event
+    key code of the log (-1: none), and how many accounts the codes run over."""
+
+    record_account: np.ndarray
+    account_of_code: np.ndarray
+    n_accounts: int
+
+
 def intent_features(
     keys: pd.Series, as_of: pd.Series, events: EventLog | pd.DataFrame, *, types: list[str], windows: list[int],
     half_life_days: float, weights: Mapping[str, float] | None = None,
@@ -344,29 +370,55 @@ def intent_features(
     if not len(keys):
         return pd.DataFrame(columns=names, index=keys.index, dtype=float)
     log = as_event_log(events)
+    account = None
+    if with_accounts:
+        assert accounts is not None and key_accounts is not None
+        account_of_code, account_index = _account_of_code(log.keys, key_accounts)
+        account = AccountCodes(_codes(accounts, account_index), account_of_code, len(account_index))
+    block = coded_intent(log, epoch_seconds(as_of), record_code=_codes(keys, log.keys), n_keys=len(log.keys),
+                         account=account, types=types, windows=windows, half_life_days=half_life_days,
+                         weights=weights)
+    return pd.DataFrame(block.T, columns=names, index=keys.index, copy=False)
+
+
+def coded_intent(
+    log: EventLog, as_of_s: np.ndarray, *, record_code: np.ndarray | None, n_keys: int, account: AccountCodes | None,
+    types: list[str], windows: list[int], half_life_days: float, weights: Mapping[str, float] | None = None,
+) -> np.ndarray:
+    """:func:`intent_features` on codes: a row per feature (the records' own figures unless
+    ``record_code`` is None, then the account roll-up if ``account``), a column per record.
+
+    ``record_code``: each record's key code into the log (-1: none), of ``n_keys``; ``as_of_s``:
+    each record's as-of instant in seconds since 1970. The Dask engine calls this where the events
+    are: a key's own on one worker, an account's (coded as its keys) on another.
+    """
+    own, every = intent_specs(types, windows), intent_specs(types, windows, accounts=True)
+    names = ([s.name for s in own] if record_code is not None else []) + \
+        ([s.name for s in every[len(own):]] if account is not None else [])
     n_types = len(types)
     type_of_name = _positions(log.types, pa.array(types, type=pa.large_string()))
     type_of_code = _with_missing(np.where(type_of_name >= 0, type_of_name, n_types), n_types)  # n_types: other
     weight = np.array([float((weights or {}).get(t, 1.0)) for t in types] + [1.0])  # the last: other types
-    record_code = _codes(keys, log.keys)
-    as_of_s = _epoch_seconds(as_of)
     stamps = [(int(p.micros.min()) // 1_000_000, int(p.micros.max()) // 1_000_000) for p in log.parts if len(p)]
     t0, latest_s = (min(s[0] for s in stamps), max(s[1] for s in stamps)) if stamps else (0, 0)
+    # The sort key spans the latest as-of second too: an as-of date past the last event is packed as
+    # it is, not clipped to the log's span (which would make the figures depend on the rest of the log).
+    latest_s = max(latest_s, int(as_of_s.max())) if len(as_of_s) else latest_s
     # One float block, a row per feature: each pass writes its rows, and the frame takes the block as is.
-    block = np.empty((len(names), len(keys)))
+    block = np.empty((len(names), len(as_of_s)))
     with ThreadPoolExecutor(max_workers=1) as pool:
         account_part = None
-        if with_accounts:
-            assert accounts is not None and key_accounts is not None
-            account_of_code, account_index = _account_of_code(log.keys, key_accounts)
+        if account is not None:
             first = names.index(f"acct_events_{windows[0]}d")
             # On a second core: both passes are compiled and release the GIL (so does NumPy's sort).
             account_part = pool.submit(
-                _account_activity, log, _codes(accounts, account_index), account_of_code, type_of_code, as_of_s,
-                weight, n_accounts=len(account_index), windows=windows, half_life_days=half_life_days, t0=t0,
+                _account_activity, log, account.record_account, account.account_of_code, type_of_code, as_of_s,
+                weight, n_accounts=account.n_accounts, windows=windows, half_life_days=half_life_days, t0=t0,
                 latest_s=latest_s, counts_out=block[first:first + len(windows)], score_out=block[first + len(windows)])
-        _own_activity(log, record_code, type_of_code, as_of_s, weight, types=types, windows=windows,
-                      half_life_days=half_life_days, t0=t0, latest_s=latest_s, names=names, out=block)
+        if record_code is not None:
+            _own_activity(log, record_code, type_of_code, as_of_s, weight, n_keys=n_keys, types=types,
+                          windows=windows, half_life_days=half_life_days, t0=t0, latest_s=latest_s, names=names,
+                          out=block)
         if account_part is not None:
             account_part.result()
-    return pd.DataFrame(block.T, columns=names, index=keys.index, copy=False)
+    return block

@@ -9,7 +9,7 @@ from pipeline.contracts.features import NO_ACTIVITY_DAYS
 from pipeline.features.intent import event_types, intent_features
 
 
-def _events(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+def _events(rows: list[tuple[str, str | None, str]]) -> pd.DataFrame:
     return pd.DataFrame({
         "event_key": pd.array([r[0] for r in rows], dtype="string"),
         "event_type": pd.array([r[1] for r in rows], dtype="string"),
@@ -147,3 +147,34 @@ def test_account_roll_up_matches_a_brute_force_count(half_life_days) -> None:
     pd.testing.assert_frame_equal(out[counts], expected[counts])
     np.testing.assert_allclose(out["acct_engagement_score"], expected["acct_engagement_score"], rtol=1e-9,
                                atol=1e-300)
+
+
+def test_events_without_a_type_count_as_other_activity_alone_or_in_a_batch() -> None:
+    """A missing type is "any other type": weight 1, no per-type column, whatever else the log holds.
+    (Its code was once the log's number of types rather than the other-type code: with more types in
+    the log than asked for, it read past the weights and packed into the time bits, so a lead's
+    score changed with other leads' events.)"""
+    own = [("l1", None, "2024-06-20"), ("l1", "demo_request", "2024-06-10"), ("l1", None, "2024-05-01")]
+    others = [("l2", t, f"2024-0{m}-1{d}") for m in (3, 4, 5) for d in range(5)
+              for t in ("blog_view", "email_open", "email_click", "content_download", None)]
+    alone = intent_features(KEYS[:1], AS_OF[:1], _events(own), types=TYPES, windows=[30], half_life_days=10,
+                            weights={"demo_request": 3.0})
+    batch = intent_features(KEYS, AS_OF, _events(own + others), types=TYPES, windows=[30], half_life_days=10,
+                            weights={"demo_request": 3.0})
+    pd.testing.assert_frame_equal(batch.iloc[:1], alone, check_exact=True)
+    ages = np.array([10.0, 60.0])
+    assert alone.loc[0, "engagement_score"] == pytest.approx(3.0 * 0.5 ** 2 + (0.5 ** (ages / 10)).sum(), rel=1e-12)
+    assert alone.loc[0, "days_since_last_event"] == 10 and alone.loc[0, "evt_demo_request_30d"] == 1
+
+
+def test_types_the_log_lacks_leave_the_rest_exact() -> None:
+    """A model's recipe pins its event types; a night's log may hold none of some. The other-type
+    code is then larger than the log's own number of types and must still fit the sort key."""
+    events = _events([("l1", "pricing_page_view", "2024-06-29 12:00"), ("l1", "blog_view", "2024-06-25"),
+                      ("l1", None, "2024-06-01")])
+    out = intent_features(KEYS[:1], AS_OF[:1], events, types=[*TYPES, "a_type", "b_type", "c_type", "d_type"],
+                          windows=[7, 30], half_life_days=HALF_LIFE)
+    assert out.loc[0, ["evt_pricing_page_view_7d", "evt_pricing_page_view_30d"]].tolist() == [1, 1]
+    assert out.loc[0, "days_since_last_event"] == 0 and out.loc[0, "evt_a_type_days_since"] == NO_ACTIVITY_DAYS
+    ages = np.array([0.5, 5, 29])
+    assert out.loc[0, "engagement_score"] == pytest.approx((0.5 ** (ages / HALF_LIFE)).sum(), rel=1e-12)
