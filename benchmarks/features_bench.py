@@ -12,7 +12,11 @@
    events in the 30 days strictly before the record's as-of date, fetched into Arrow.
 4. Checks (on the first repeat) that the reference counts equal our ``evt_<type>_30d`` columns
    for every record and type, and fails loudly if they do not.
-5. Prints one JSON line on stdout; everything else goes to stderr.
+5. Times the same stage with the intent features on a 2-worker Dask LocalCluster
+   (``leadscore features --engine dask``), and checks that its matrix equals ours, column by column
+   (``--no-dask`` skips it).
+6. Prints one JSON line per comparison on stdout (``features``, ``features_dask``); everything else
+   goes to stderr.
 
 Wall time is measured inside each subprocess around the work only (imports and interpreter
 start-up excluded); peak RSS is that subprocess's own maximum resident set size, read with
@@ -183,7 +187,50 @@ def _child_ours(args: argparse.Namespace, out: Path | None) -> dict[str, Any]:
         columns = ["record_id", *[c for c in matrix.columns if _our_window_column(c)]]
         matrix[columns].to_parquet(out / "ours.parquet", index=False)
     return {"seconds": elapsed, "rows": len(matrix), "events": 0 if interim.events is None else len(interim.events),
-            "features": len(features.specs), "baseline_rss_mb": baseline, "peak_rss_timed_mb": peak_timed}
+            "features": len(features.specs), "baseline_rss_mb": baseline, "peak_rss_timed_mb": peak_timed,
+            "digest": matrix_digest(matrix)}
+
+
+def matrix_digest(matrix: Any) -> str:
+    """A SHA-256 over every column's name, dtype and values: equal digests, equal matrices."""
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    for name in matrix.columns:
+        column = matrix[name]
+        digest.update(f"{name}:{column.dtype}".encode())
+        values = column.to_numpy()
+        if values.dtype.kind in "fiub":
+            digest.update(values.tobytes())
+        else:
+            digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _child_dask(args: argparse.Namespace) -> dict[str, Any]:
+    """The same stage with the intent features on a LocalCluster of ``--dask-workers`` (the
+    cluster's start-up included in the time, as `leadscore features --engine dask` pays it)."""
+    import resource
+
+    from pipeline.features.dask import DaskEvents
+    from pipeline.features.interim import read_interim
+    from pipeline.runtime import keep_freed_memory
+    from pipeline.stages.features import featurise
+
+    keep_freed_memory()
+    settings = _settings(args)
+    t0 = time.perf_counter()
+    with DaskEvents(settings.paths.interim / "events.parquet", workers=args.dask_workers) as events:
+        started = time.perf_counter() - t0
+        interim = read_interim(settings.paths.interim, events_on=lambda path: events)
+        features = featurise(interim.records, interim.events, interim.fields, settings=settings,
+                             event_accounts=interim.event_accounts)
+        elapsed = time.perf_counter() - t0
+        workers = events.client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"seconds": elapsed, "cluster_start_s": started, "rows": len(features.matrix),
+            "worker_peak_rss_mb": sorted(workers.values()), "digest": matrix_digest(features.matrix)}
 
 
 def reference_sql(records: Path, events: Path, *, window_days: int = WINDOW_DAYS) -> str:
@@ -325,7 +372,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              "of a process that touches gigabytes of fresh memory varies the most on a VM)")
     parser.add_argument("--rebuild", action="store_true", help="regenerate and re-ingest even if cached")
     parser.add_argument("--no-check", action="store_true", help="skip comparing the reference with our counts")
-    parser.add_argument("--child", choices=["stamp", "prepare", "compile", "ours", "reference", "check"],
+    parser.add_argument("--no-dask", action="store_true", help="skip the features_dask line (a Dask LocalCluster)")
+    parser.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers for features_dask")
+    parser.add_argument("--child", choices=["stamp", "prepare", "compile", "ours", "reference", "check", "dask"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -350,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "ours": lambda: _child_ours(args, args.child_out),
             "reference": lambda: _child_reference(args, args.child_out),
             "check": lambda: _child_check(args, args.child_out),
+            "dask": lambda: _child_dask(args),
         }
         args.child_result.write_text(json.dumps(children[args.child]()), encoding="utf-8")
         return 0
@@ -378,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours_runs: list[dict[str, Any]] = []
     ref_runs: list[dict[str, Any]] = []
+    dask_runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="features_bench.check.", dir=dataset) as tmp:
         for i in range(args.repeat):
             out = Path(tmp) if i == 0 and not args.no_check else None  # the first run also writes what is checked
@@ -395,6 +446,18 @@ def main(argv: list[str] | None = None) -> int:
             ref_runs.append(ref)
             if out is not None:
                 _run_child("check", args, out)
+            if not args.no_dask:
+                on_dask = _run_child("dask", args)
+                log.info("dask      run %d/%d: %.2f s (%.1f s of it starting the cluster), client peak RSS %.0f MB, "
+                         "workers' %s MB; matrix %s", i + 1, args.repeat, on_dask["seconds"],
+                         on_dask["cluster_start_s"], on_dask["peak_rss_mb"],
+                         ", ".join(f"{m:.0f}" for m in on_dask["worker_peak_rss_mb"]),
+                         "equal" if on_dask["digest"] == ours["digest"] else "DIFFERENT")
+                if on_dask["digest"] != ours["digest"]:
+                    log.error("the Dask engine's matrix differs from the local engine's (digests %s, %s)",
+                              on_dask["digest"][:12], ours["digest"][:12])
+                    return 1
+                dask_runs.append(on_dask)
     log.info("this process's own peak RSS: %.0f MB (a floor under every child's)", self_peak_mb())
 
     ours_s = statistics.median(r["seconds"] for r in ours_runs)
@@ -412,6 +475,22 @@ def main(argv: list[str] | None = None) -> int:
         "reference_runs_s": [round(r["seconds"], 3) for r in ref_runs],
     }
     sys.stdout.write(json.dumps(line) + "\n")
+    if dask_runs:
+        dask_s = statistics.median(r["seconds"] for r in dask_runs)
+        sys.stdout.write(json.dumps({
+            "name": "features_dask",
+            "rows": dask_runs[0]["rows"],
+            "workers": args.dask_workers,
+            "dask_s": round(dask_s, 3),
+            "local_s": round(ours_s, 3),
+            "ratio": round(dask_s / ours_s, 2),
+            "equal": True,
+            "cluster_start_s": round(statistics.median(r["cluster_start_s"] for r in dask_runs), 3),
+            "client_peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in dask_runs), 1),
+            "worker_peak_rss_mb": [round(m, 1) for m in dask_runs[0]["worker_peak_rss_mb"]],
+            "local_peak_rss_mb": line["peak_rss_mb"],
+            "dask_runs_s": [round(r["seconds"], 3) for r in dask_runs],
+        }) + "\n")
     sys.stdout.flush()
     return 0
 

@@ -23,12 +23,12 @@ from pipeline.runtime import keep_freed_memory
 log = logging.getLogger("leadscore")
 
 
-def _stage(name: str) -> Callable[[Settings], Any]:
+def _stage(name: str) -> Callable[..., Any]:
     """The stage's ``run`` function, imported only when asked for (MLflow is slow to import)."""
     import importlib
 
     module = importlib.import_module(f"pipeline.stages.{name}")
-    runner: Callable[[Settings], Any] = module.run
+    runner: Callable[..., Any] = module.run
     return runner
 
 
@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in STAGES.items():
         if name != "score":
             sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    features = sub.choices["features"]
+    features.add_argument("--engine", choices=("local", "dask"), default="local",
+                          help="local (this process) or dask (the intent features on a Dask cluster; same matrix)")
+    features.add_argument("--scheduler", metavar="ADDRESS", help="--engine dask: an existing scheduler, e.g. "
+                          "tcp://10.0.0.5:8786, whose workers see the interim files at the same path (default: a "
+                          "LocalCluster on this machine)")
+    features.add_argument("--workers", type=int, metavar="N", help="--engine dask: LocalCluster workers (default 2)")
     score = sub.add_parser("score", parents=[common], help=STAGES["score"], description=SCORE_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--input", metavar="PATH", help="a feature matrix to score (CSV, Parquet, or a folder of "
@@ -342,6 +349,18 @@ def _run_all(settings: Settings) -> None:
         _stage(name)(settings)
 
 
+def _features(settings: Settings, args: argparse.Namespace) -> None:
+    from pipeline.errors import ConfigError
+
+    if args.engine != "dask" and (args.scheduler or args.workers is not None):
+        raise ConfigError("features: --scheduler and --workers apply to --engine dask")
+    if args.scheduler and args.workers is not None:
+        raise ConfigError("features: --workers sizes a LocalCluster; an existing --scheduler has its own workers")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("features: --workers must be at least 1")
+    _stage("features")(settings, engine=args.engine, scheduler=args.scheduler, workers=args.workers)
+
+
 def _configure_logging(*, verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -379,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                               refuse=False)
             serve(settings, host=args.host, port=args.port, scores=Path(args.scores) if args.scores else None,
                   sign_in=args.sign_in)
+        elif args.command == "features":
+            _features(load_settings(args.params), args)
         else:
             settings = load_settings(args.params)
             _stage(args.command)(settings)

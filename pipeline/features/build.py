@@ -27,6 +27,7 @@ from pipeline.contracts.features import (
 )
 from pipeline.contracts.fields import OUTCOME_OPEN, OUTCOME_WON, FieldInfo
 from pipeline.errors import DataError
+from pipeline.features.dask import DaskEvents
 from pipeline.features.events import EventLog, PendingEventLog
 from pipeline.features.fields import field_features
 from pipeline.features.firmographic import icp_fit
@@ -51,7 +52,7 @@ class Audit(Protocol):
     def measure(self, matrix: pd.DataFrame, specs: list[FeatureSpec]) -> None: ...
 
 
-def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None
+def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventLog | DaskEvents | pd.DataFrame | None
                          ) -> pd.Timestamp:
     """The export's own date: midnight after its latest decision, creation or event."""
     candidates = [records["decision_date"].max(), records["created_date"].max()]
@@ -64,7 +65,8 @@ def default_scoring_date(records: pd.DataFrame, events: EventLog | PendingEventL
 
 
 def build_features(
-    records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None, fields: list[FieldInfo], *,
+    records: pd.DataFrame, events: EventLog | PendingEventLog | DaskEvents | pd.DataFrame | None,
+    fields: list[FieldInfo], *,
     params: FeaturesParams, scoring_date: date | None = None, event_accounts: pd.DataFrame | None = None,
     icp: IcpParams, framework: str | Framework, audit: Audit | None = None, event_types: list[str] | None = None,
 ) -> FeatureSet:
@@ -80,6 +82,7 @@ def build_features(
     ``event_types`` are the activity types that get features of their own (default: the export's
     ``params.max_event_types`` most frequent); a model's recipe pins them at scoring, so a night's
     export with other frequencies gives the columns the model was trained on. The report names them.
+    With :class:`DaskEvents`, the intent features are computed on its Dask cluster, equal to these.
     """
     scoring = pd.Timestamp(scoring_date) if scoring_date else default_scoring_date(records, events)
     is_open = (records["outcome"] == OUTCOME_OPEN).to_numpy()
@@ -164,14 +167,22 @@ def build_features(
     return FeatureSet(matrix=matrix, specs=specs, report=report)
 
 
-def _activity(records: pd.DataFrame, as_of: pd.Series, events: EventLog | PendingEventLog | pd.DataFrame, *,
-              params: FeaturesParams, event_accounts: pd.DataFrame | None, types: list[str] | None
+def _activity(records: pd.DataFrame, as_of: pd.Series,
+              events: EventLog | PendingEventLog | DaskEvents | pd.DataFrame, *, params: FeaturesParams,
+              event_accounts: pd.DataFrame | None, types: list[str] | None
               ) -> tuple[pd.DataFrame, list[FeatureSpec], list[str]]:
     """The intent features of the records, their specs and the event types they are of (waiting
     for a log still being read)."""
+    with_accounts = event_accounts is not None and bool(records["account_key"].notna().any())
+    if isinstance(events, DaskEvents):
+        activity, types = events.activity(
+            records["event_key"], as_of, types=types, limit=params.max_event_types, windows=params.event_windows_days,
+            half_life_days=params.half_life_days, weights=params.event_weights,
+            accounts=records["account_key"] if with_accounts else None,
+            key_accounts=event_accounts if with_accounts else None)
+        return activity, intent_specs(types, params.event_windows_days, accounts=with_accounts), types
     log_ = as_event_log(events)
     types = event_types(log_, limit=params.max_event_types) if types is None else list(types)
-    with_accounts = event_accounts is not None and bool(records["account_key"].notna().any())
     activity = intent_features(records["event_key"], as_of, log_, types=types, windows=params.event_windows_days,
                                half_life_days=params.half_life_days, weights=params.event_weights,
                                accounts=records["account_key"] if with_accounts else None,

@@ -79,7 +79,7 @@ class EventLog:
     @classmethod
     def read(cls, path: Path) -> EventLog:
         """The log in an events Parquet file as ingest writes it, one part per row group."""
-        file = _open(path)
+        file = open_events(path)
         keys, types = Dictionary(), Dictionary()
         parts = []
         for group in range(file.metadata.num_row_groups):
@@ -89,7 +89,7 @@ class EventLog:
                 raise DataError(f"{path}: row group {group} cannot be read ({exc}); run `leadscore ingest` "
                                 "again") from None
             for key, kind, stamp in zip(*(table.column(c).chunks for c in COLUMNS), strict=True):
-                micros = _micros(stamp)
+                micros = micros_of(stamp)
                 key_codes = keys.codes(key)
                 if stamp.null_count:
                     key_codes = np.where(stamp.is_null().to_numpy(zero_copy_only=False), -1, key_codes)
@@ -103,9 +103,9 @@ class PendingEventLog:
     them). Meanwhile the caller can build everything that needs only the records."""
 
     def __init__(self, path: Path) -> None:
-        file = _open(path)
+        file = open_events(path)
         self._rows = file.metadata.num_rows
-        self._latest = _latest_by_statistics(file)
+        self._latest = latest_by_statistics(file)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events")
         self._log = pool.submit(EventLog.read, path)
         pool.shutdown(wait=False)  # the thread ends with the read
@@ -121,7 +121,7 @@ class PendingEventLog:
         return self._log.result()
 
 
-def _open(path: Path) -> pq.ParquetFile:
+def open_events(path: Path) -> pq.ParquetFile:
     try:
         file = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would keep every row group read
     except (OSError, pa.ArrowException) as exc:
@@ -130,7 +130,7 @@ def _open(path: Path) -> pq.ParquetFile:
     return file
 
 
-def _latest_by_statistics(file: pq.ParquetFile) -> pd.Timestamp | None:
+def latest_by_statistics(file: pq.ParquetFile) -> pd.Timestamp | None:
     """The latest event time from the row groups' statistics, or None when they cannot tell it
     exactly: statistics missing, or events without a key or a time (those do not count)."""
     names = file.schema_arrow.names
@@ -175,7 +175,7 @@ def encode(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
     return np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)), encoded.dictionary
 
 
-def _micros(stamp: pa.Array) -> np.ndarray:
+def micros_of(stamp: pa.Array) -> np.ndarray:
     if not pa.types.is_timestamp(stamp.type):
         raise DataError(f"the events' timestamp column is {stamp.type}, not a timestamp; run `leadscore ingest` again")
     values = stamp.cast(pa.timestamp("us")) if stamp.type.unit != "us" else stamp

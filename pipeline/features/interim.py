@@ -3,6 +3,7 @@ the event -> account map, the declared fields)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pipeline.contracts.files import (
     RECORDS_FILE,
 )
 from pipeline.errors import DataError
+from pipeline.features.dask import DaskEvents
 from pipeline.features.events import Dictionary, PendingEventLog
 from pipeline.io.files import read_json
 
@@ -31,23 +33,24 @@ class Interim:
     export has them), and the declared fields."""
 
     records: pd.DataFrame
-    events: PendingEventLog | None  # read on a thread of its own: build_features waits for it when it needs it
+    events: PendingEventLog | DaskEvents | None  # read on a thread of its own (or left to a Dask cluster)
     fields: list[FieldInfo]
     event_accounts: pd.DataFrame | None
     mapping: dict[str, Any] | None = None  # the explicit source: mapping ingest read the export with
     clock: dict[str, Any] | None = None    # the export's date and the rule that gave it (None: no dates)
 
 
-def read_interim(interim_dir: Path) -> Interim:
+def read_interim(interim_dir: Path, *, events_on: Callable[[Path], DaskEvents] | None = None) -> Interim:
     """The interim files. The activity log (the largest by far) is read on a thread of its own while
-    the records are read and their own features built: pyarrow decodes without holding the GIL."""
+    the records are read and their own features built: pyarrow decodes without holding the GIL.
+    With ``events_on`` (e.g. a :class:`DaskEvents` maker), the log is left to it instead."""
     records_path, fields_path = interim_dir / RECORDS_FILE, interim_dir / FIELDS_FILE
     for path in (records_path, fields_path):
         if not path.exists():
             raise DataError(f"missing {path}; run `leadscore ingest` first")
     fields = [FieldInfo(**f) for f in read_json(fields_path)]
     events_path, accounts_path = interim_dir / EVENTS_FILE, interim_dir / EVENT_ACCOUNTS_FILE
-    events = PendingEventLog(events_path) if events_path.exists() else None
+    events = (events_on or PendingEventLog)(events_path) if events_path.exists() else None
     records = _read_table(records_path)
     event_accounts = _read_table(accounts_path) if accounts_path.exists() else None
     mapping_path = interim_dir / MAPPING_FILE

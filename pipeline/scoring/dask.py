@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from distributed import Client, LocalCluster, WorkerPlugin
+from distributed import WorkerPlugin
 
 from pipeline.config import DriftParams, ScoreParams
 from pipeline.contracts.model import parse_model_meta
-from pipeline.errors import ConfigError, ModelError
+from pipeline.errors import ModelError
+from pipeline.io.cluster import close_client, dask_client
 from pipeline.io.tables import ChunkWriter, table_format
 from pipeline.modeling.drift import DriftCounter
 from pipeline.modeling.model import model_from_bytes
-from pipeline.runtime import progress_bar, quiet_loggers
+from pipeline.runtime import progress_bar
 from pipeline.scoring.batch import Batch, BatchSummary
 from pipeline.scoring.scorer import Scorer
 
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 _SCORERS: dict[str, Scorer] = {}  # per worker process: the scorers its plugin built, by model sha256
 IN_FLIGHT_PER_WORKER = 2  # scored partitions waiting to be written, per worker: bounds the client's memory
-DISTRIBUTED_LOGGERS = ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core",
-                       "distributed.http.proxy", "distributed.worker")
 
 
 class ScorerPlugin(WorkerPlugin):
@@ -70,17 +69,6 @@ def score_partition(partition: pd.DataFrame, *, model_sha256: str, scored_at: st
     return scores, bad, counter.to_dict(), len(partition)
 
 
-def _client(scheduler: str | None, workers: int | None) -> Client:
-    quiet_loggers(*DISTRIBUTED_LOGGERS)
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="30s")
-        except OSError as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster)
-
-
 def _partitions(path: Path, columns: list[str]) -> list[Any]:
     """The input as delayed pandas partitions: Parquet row groups / files, or CSV blocks read as text."""
     import dask.dataframe as dd
@@ -102,7 +90,7 @@ def score_dask(scorer: Scorer, *, input_path: Path, output_path: Path, drift: Dr
 
     batch = Batch(scorer, input_path=input_path, output_path=output_path, scored_at=scored_at)
     sha256 = scorer.model.meta.model_sha256
-    client = _client(scheduler, workers)
+    client = dask_client(scheduler, workers)
     try:
         client.register_plugin(ScorerPlugin(scorer))
         parts = _partitions(input_path, batch.reader.columns)
@@ -124,7 +112,5 @@ def score_dask(scorer: Scorer, *, input_path: Path, output_path: Path, drift: Dr
                 advance(n)
             batch.close(writer)
     finally:
-        client.close()
-        if not scheduler and client.cluster is not None:
-            client.cluster.close()
+        close_client(client, scheduler=scheduler)
     return batch.summary(writer.rows, drift=drift)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,6 +15,7 @@ from pipeline.contracts.features import FeatureSet, write_feature_set
 from pipeline.contracts.fields import FieldInfo
 from pipeline.data.clock import ExportClock
 from pipeline.features.build import build_features
+from pipeline.features.dask import DaskEvents
 from pipeline.features.events import EventLog, PendingEventLog
 from pipeline.features.fields import allowed_personal, refuse_personal
 from pipeline.features.interim import read_interim
@@ -22,7 +25,7 @@ from pipeline.io.files import write_json
 from pipeline.modeling.leakage import LeakageAudit
 
 
-def featurise(records: pd.DataFrame, events: EventLog | PendingEventLog | pd.DataFrame | None,
+def featurise(records: pd.DataFrame, events: EventLog | PendingEventLog | DaskEvents | pd.DataFrame | None,
               fields: list[FieldInfo], *, settings: Settings, event_accounts: pd.DataFrame | None = None,
               clock: ExportClock | None = None, mapping: SourceParams | None = None) -> FeatureSet:
     """:func:`build_features` with the stage's params, the leakage guard measuring each group as it is
@@ -63,12 +66,19 @@ def recipe(settings: Settings, *, mapping: dict[str, Any] | None, event_types: l
                   framework=load_framework(settings.qualification.framework), event_types=event_types).as_json()
 
 
-def run(settings: Settings) -> FeatureSet:
-    interim = read_interim(settings.paths.interim)
-    clock = ExportClock.from_dict(interim.clock) if interim.clock else None
-    mapping = SourceParams.model_validate(interim.mapping) if interim.mapping is not None else None
-    features = featurise(interim.records, interim.events, interim.fields, settings=settings,
-                         event_accounts=interim.event_accounts, clock=clock, mapping=mapping)
+def run(settings: Settings, *, engine: str = "local", scheduler: str | None = None,
+        workers: int | None = None) -> FeatureSet:
+    """The stage. ``engine="dask"`` computes the intent features on a Dask cluster (``scheduler``'s,
+    or a LocalCluster of ``workers``): the same matrix, bit for bit."""
+    with ExitStack() as stack:
+        def on_cluster(path: Path) -> DaskEvents:
+            return stack.enter_context(DaskEvents(path, scheduler=scheduler, workers=workers))
+
+        interim = read_interim(settings.paths.interim, events_on=on_cluster if engine == "dask" else None)
+        clock = ExportClock.from_dict(interim.clock) if interim.clock else None
+        mapping = SourceParams.model_validate(interim.mapping) if interim.mapping is not None else None
+        features = featurise(interim.records, interim.events, interim.fields, settings=settings,
+                             event_accounts=interim.event_accounts, clock=clock, mapping=mapping)
     features = replace(features, recipe=recipe(settings, mapping=interim.mapping,
                                                event_types=features.report.get("event_types")))
     write_feature_set(features, settings.paths.features)
