@@ -19,7 +19,7 @@ EXPORT_BENCH_ARGS ?=
 SERVE_BENCH_ARGS ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-ingest bench-shap bench-score bench-export bench-serve bench-bootstrap mlflow-ui exps clean browser \
+.PHONY: run lock test lint imports typecheck pytest venv bench bench-features bench-ingest bench-shap bench-score bench-export bench-serve bench-bootstrap bench-pipeline bench-ingest-memory mlflow-ui exps clean browser \
 	test-browser
 
 venv: $(STAMP)
@@ -70,7 +70,8 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: bench-features bench-ingest bench-shap bench-score bench-export bench-serve bench-bootstrap
+bench: bench-features bench-ingest bench-shap bench-score bench-export bench-serve bench-bootstrap bench-pipeline \
+	bench-ingest-memory
 
 bench-features: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/features_bench.py $(BENCH_ARGS)
@@ -78,6 +79,14 @@ bench-features: venv $(BENCH_STAMP)
 # leadscore ingest vs a DuckDB query reading, typing, joining and writing the same export (1M leads, ~20M events)
 bench-ingest: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/ingest_bench.py $(INGEST_BENCH_ARGS)
+
+# every stage at 5M leads / ~100M events, each stage's wall time and peak RSS (PIPELINE_BENCH_ARGS="--leads 200000")
+bench-pipeline: venv
+	$(BIN)/python benchmarks/pipeline_bench.py $(PIPELINE_BENCH_ARGS)
+
+# ingest's peak RSS at 5M leads against 500k (INGEST_MEMORY_ARGS="--leads 1000000")
+bench-ingest-memory: venv
+	$(BIN)/python benchmarks/pipeline_bench.py --ingest-memory $(INGEST_MEMORY_ARGS)
 
 bench-shap: venv
 	$(BIN)/python benchmarks/shap_bench.py $(SHAP_BENCH_ARGS)

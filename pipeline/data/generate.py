@@ -27,9 +27,10 @@ Everything is vectorised NumPy/Arrow and deterministic by seed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,10 @@ LOST_SPELLINGS = ("Closed Lost", "Closed Lost", "Closed Lost", "closed lost", "L
 INTERCEPT = -2.2
 FLAT_ID_BASE = 100_001
 FLAT_FILE = "contacts_flat.csv"
+EVENT_CHUNK = 1 << 22  # events drawn and counted at a time
+EVENT_ROWS = 1 << 20   # events turned into text and written at a time
+EVENTS_SCHEMA = pa.schema([("event_id", pa.int64()), ("lead_id", pa.string()), ("event_type", pa.string()),
+                           ("timestamp", pa.string())])
 MANIFEST_FILE = ".generated.json"  # in paths.raw: the sha256 of each file the generator wrote there
 
 _WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Wonka", "Hooli", "Vandelay",
@@ -158,7 +163,7 @@ class SyntheticExport:
     accounts: pd.DataFrame
     leads: pd.DataFrame
     deals: pd.DataFrame
-    events: pa.Table
+    events: SyntheticEvents
     truth: pd.DataFrame
     flat: pd.DataFrame   # the same leads as one flat contacts report (HubSpot-style headers)
 
@@ -285,16 +290,39 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     volume = rng.gamma(1.2, 1.0 / 1.2, n) * (0.6 + 0.8 * acc["icp_fit"][acc_idx])
     heat = rng.beta(1.2, 3.0, n)
     counts = rng.poisson(params.events_per_lead * volume * np.minimum(window / 60.0, 1.5))
-    log.info("drawing %d activity events for %d leads", int(counts.sum()), n)
-    ev_lead = np.repeat(np.arange(n), counts)
-    is_hot = rng.random(ev_lead.shape[0]) < heat[ev_lead]
-    ev_type = np.where(is_hot, _pick(rng, ev_lead.shape[0], HOT_MIX), _pick(rng, ev_lead.shape[0], COLD_MIX))
+    n_events = int(counts.sum())
+    log.info("drawing %d activity events for %d leads", n_events, n)
+    # Every event array is drawn and used in chunks, in the order of one vectorised draw (a chunk of
+    # rng.random is the next stretch of the same stream), so the export is the same at any chunk size.
+    ev_lead = np.repeat(np.arange(n, dtype=np.int32), counts)
+    is_hot = np.empty(n_events, dtype=bool)
+    for at in _chunks(n_events):
+        is_hot[at] = rng.random(at.stop - at.start) < heat[ev_lead[at]]
+    ev_type = np.empty(n_events, dtype=np.int8)
+    for at in _chunks(n_events):
+        ev_type[at] = _pick(rng, at.stop - at.start, HOT_MIX)
+    for at in _chunks(n_events):
+        ev_type[at] = np.where(is_hot[at], ev_type[at], _pick(rng, at.stop - at.start, COLD_MIX))
+    del is_hot
     recency_scale = 15.0 + 120.0 * (1.0 - heat)
-    age_days = _truncated_exponential(rng, recency_scale[ev_lead], window[ev_lead])
-    age_days = np.maximum(age_days, 1.0 / 86_400)  # strictly before the as-of instant
-
-    decayed = np.bincount(ev_lead, weights=EVENT_WEIGHT[ev_type] * 0.5 ** (age_days / HALF_LIFE_DAYS), minlength=n)
-    demo_recent = np.bincount(ev_lead, weights=(ev_type == 1) & (age_days <= DEMO_RECENT_DAYS), minlength=n) > 0
+    # What the export holds of the activity: events before the export date. The flat report counts
+    # them as of each lead's decision, or the export date while it is open.
+    report_shift = ((as_of - export_as_of) / DAY).astype(float)
+    report = _ReportCounts(n)
+    decayed = np.zeros(n)
+    demo_recent = np.zeros(n, dtype=bool)
+    ev_ts = np.empty(n_events, dtype=np.int64)  # seconds since 1970
+    for at in _chunks(n_events):
+        lead, kind = ev_lead[at], ev_type[at]
+        age_days = _truncated_exponential(rng, recency_scale[lead], window[lead])
+        age_days = np.maximum(age_days, 1.0 / 86_400)  # strictly before the as-of instant
+        decayed += np.bincount(lead, weights=EVENT_WEIGHT[kind] * 0.5 ** (age_days / HALF_LIFE_DAYS), minlength=n)
+        demo_recent |= np.bincount(lead, weights=(kind == 1) & (age_days <= DEMO_RECENT_DAYS), minlength=n) > 0
+        ev_ts[at] = (as_of[lead].astype("datetime64[s]")
+                     - np.round(age_days * 86_400).astype("timedelta64[s]")).astype(np.int64)
+        report_age = age_days - report_shift[lead]
+        seen = report_age > 0
+        report.add(lead[seen], kind[seen], report_age[seen])
 
     # The known outcome model.
     icp = acc["icp_fit"][acc_idx]
@@ -325,18 +353,20 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
     post_after = rng.uniform(0.0, 60.0, post_lead.shape[0])
 
     ts = np.concatenate([
-        as_of[ev_lead].astype("datetime64[s]") - np.round(age_days * 86_400).astype("timedelta64[s]"),
-        as_of[post_lead].astype("datetime64[s]") + np.round(post_after * 86_400).astype("timedelta64[s]"),
-    ])
-    all_lead = np.concatenate([ev_lead, post_lead])
-    all_type = np.concatenate([ev_type, post_type])
-    keep = ts < horizon.astype("datetime64[s]")
-    order = np.argsort(ts[keep], kind="stable")
-    all_lead, all_type, ts = all_lead[keep][order], all_type[keep][order], ts[keep][order]
-    # What the export holds of it: events before the export date; the report's counts as of each
-    # lead's decision, or the export date while it is open.
-    report_age = age_days - ((as_of - export_as_of) / DAY).astype(float)[ev_lead]
-    seen_event = report_age > 0
+        ev_ts, (as_of[post_lead].astype("datetime64[s]")
+                + np.round(post_after * 86_400).astype("timedelta64[s]")).astype(np.int64)])
+    del ev_ts
+    all_lead = np.concatenate([ev_lead, post_lead.astype(np.int32)])
+    del ev_lead
+    all_type = np.concatenate([ev_type, post_type.astype(np.int8)])
+    del ev_type
+    keep = ts < horizon.astype("datetime64[s]").astype(np.int64)
+    if not keep.all():
+        ts, all_lead, all_type = ts[keep], all_lead[keep], all_type[keep]
+    del keep
+    order = np.argsort(ts, kind="stable")
+    ts, all_lead, all_type = ts[order], all_lead[order], all_type[order]
+    del order
 
     lead_ids = _ids("L", n, 7)
     deal_ids = _ids("D", n, 7)
@@ -345,14 +375,13 @@ def generate(*, params: GenerateParams, seed: int) -> SyntheticExport:
         titles=titles, source=source, timeline=timeline, need=need, created=created,
         deal_created=deal_created, decided=decided, is_open=is_open, won=won, amount=amount, budget=budget,
     )
-    events = _events_table(rng, lead_ids=lead_ids, lead_idx=all_lead, type_idx=all_type, ts=ts,
-                           dirty_fraction=params.dirty_fraction)
-    events = events.filter(pa.array(ts < export.astype("datetime64[s]")))
+    events = SyntheticEvents.draw(rng, lead_ids=lead_ids, lead_idx=all_lead, type_idx=all_type, ts=ts,
+                                  dirty_fraction=params.dirty_fraction,
+                                  before=int(export.astype("datetime64[s]").astype(np.int64)))
     flat_rng = np.random.default_rng([seed, 1])  # its own stream: the flat report leaves the rest unchanged
     flat = _flat_report(
         flat_rng, leads=leads, accounts=accounts, acc_idx=acc_idx, deals=deals, won=won, is_open=is_open,
-        decided=decided, ev_lead=ev_lead[seen_event], ev_type=ev_type[seen_event], age_days=report_age[seen_event],
-        dirty_fraction=params.dirty_fraction,
+        decided=decided, report=report, dirty_fraction=params.dirty_fraction,
     )
     accounts = _dirty_accounts(rng, accounts, params.dirty_fraction)
     leads = _dirty_leads(rng, leads, params.dirty_fraction)
@@ -381,8 +410,8 @@ def _us_date(days: np.ndarray) -> np.ndarray:
 
 def _flat_report(
     rng: np.random.Generator, *, leads: pd.DataFrame, accounts: pd.DataFrame, acc_idx: np.ndarray,
-    deals: pd.DataFrame, won: np.ndarray, is_open: np.ndarray, decided: np.ndarray, ev_lead: np.ndarray,
-    ev_type: np.ndarray, age_days: np.ndarray, dirty_fraction: float,
+    deals: pd.DataFrame, won: np.ndarray, is_open: np.ndarray, decided: np.ndarray, report: _ReportCounts,
+    dirty_fraction: float,
 ) -> pd.DataFrame:
     """One row per lead, as a marketing-automation contacts report exports it.
 
@@ -391,50 +420,48 @@ def _flat_report(
     Amount`` are filled only for won leads, and ``Decision Date`` only for closed ones: outcome-derived.
     """
     n = len(leads)
-
-    def count(type_code: int, window: float) -> np.ndarray:
-        hit = (ev_type == type_code) & (age_days <= window)
-        return np.bincount(ev_lead[hit], minlength=n)
-
-    last = np.full(n, np.inf)
-    np.minimum.at(last, ev_lead, age_days)
+    count, last = report.counts.__getitem__, report.last
     account = accounts.iloc[acc_idx].reset_index(drop=True)
     phone = np.char.add("+1-555-", np.char.zfill(rng.integers(0, 10_000_000, n).astype(str), 7))
-    decided_text = _us_date(decided)
     amount = deals["amount"].to_numpy()
-    flat = pd.DataFrame({
-        "Record ID": FLAT_ID_BASE + np.arange(n),
-        "First Name": leads["first_name"].to_numpy(),
-        "Last Name": leads["last_name"].to_numpy(),
-        "Email": leads["email"].to_numpy(),
-        "Phone Number": phone.astype(object),
-        "Company Name": account["company_name"].to_numpy(),
-        "Contact Owner": account["account_owner"].to_numpy(),
-        "Job Title": leads["job_title"].to_numpy(),
-        "Industry": account["industry"].to_numpy(),
-        "Number of Employees": account["employees"].to_numpy(),
-        "Annual Revenue": account["annual_revenue"].to_numpy(),
-        "Country/Region": account["country"].to_numpy(),
-        "Original Source": leads["lead_source"].to_numpy(),
-        "Create Date": _us_date(leads["created_date"].to_numpy().astype("datetime64[D]")),
-        "Budget": leads["stated_budget"].to_numpy(),
-        "Purchase Timeline": leads["purchase_timeline"].to_numpy(),
-        "Need": leads["stated_need"].to_numpy(),
-        "Estimated Deal Size": amount,
-        "Pricing Page Views (7d)": count(0, 7),
-        "Pricing Page Views (30d)": count(0, 30),
-        "Demo Requests (30d)": count(1, 30),
-        "Webinars Attended (90d)": count(2, 90),
-        "Content Downloads (90d)": count(3, 90),
-        "Email Clicks (30d)": count(4, 30),
-        "Email Opens (30d)": count(5, 30),
-        "Days Since Last Activity": np.where(np.isinf(last), "",
-                                             np.floor(np.where(np.isinf(last), 0, last)).astype(np.int64).astype(str)),
-        "Decision Date": np.where(is_open, "", decided_text).astype(object),
-        "Customer Since": np.where(won & ~is_open, _us_date(decided + 3 * DAY), "").astype(object),
-        "Closed Deal Amount": np.where(won & ~is_open, amount.astype(str), "").astype(object),
-        "Converted": np.where(is_open, "", np.where(won, "1", "0")).astype(object),
-    })
+    # One column at a time, text kept as Arrow strings: at 5M leads a frame of 30 columns built from
+    # Python objects all at once would hold several GB of temporaries.
+    columns: dict[str, Callable[[], Any]] = {
+        "Record ID": lambda: FLAT_ID_BASE + np.arange(n),
+        "First Name": lambda: leads["first_name"].array,
+        "Last Name": lambda: leads["last_name"].array,
+        "Email": lambda: leads["email"].array,
+        "Phone Number": lambda: phone.astype(object),
+        "Company Name": lambda: account["company_name"].array,
+        "Contact Owner": lambda: account["account_owner"].array,
+        "Job Title": lambda: leads["job_title"].array,
+        "Industry": lambda: account["industry"].array,
+        "Number of Employees": lambda: account["employees"].array,
+        "Annual Revenue": lambda: account["annual_revenue"].array,
+        "Country/Region": lambda: account["country"].array,
+        "Original Source": lambda: leads["lead_source"].array,
+        "Create Date": lambda: _us_date(leads["created_date"].to_numpy().astype("datetime64[D]")),
+        "Budget": lambda: leads["stated_budget"].array,
+        "Purchase Timeline": lambda: leads["purchase_timeline"].array,
+        "Need": lambda: leads["stated_need"].array,
+        "Estimated Deal Size": lambda: amount,
+        "Pricing Page Views (7d)": lambda: count((0, 7)),
+        "Pricing Page Views (30d)": lambda: count((0, 30)),
+        "Demo Requests (30d)": lambda: count((1, 30)),
+        "Webinars Attended (90d)": lambda: count((2, 90)),
+        "Content Downloads (90d)": lambda: count((3, 90)),
+        "Email Clicks (30d)": lambda: count((4, 30)),
+        "Email Opens (30d)": lambda: count((5, 30)),
+        "Days Since Last Activity": lambda: np.where(
+            np.isinf(last), "", np.floor(np.where(np.isinf(last), 0, last)).astype(np.int64).astype(str)),
+        "Decision Date": lambda: np.where(is_open, "", _us_date(decided)).astype(object),
+        "Customer Since": lambda: np.where(won & ~is_open, _us_date(decided + 3 * DAY), "").astype(object),
+        "Closed Deal Amount": lambda: np.where(won & ~is_open, amount.astype(str), "").astype(object),
+        "Converted": lambda: np.where(is_open, "", np.where(won, "1", "0")).astype(object),
+    }
+    flat = pd.DataFrame(index=pd.RangeIndex(n))
+    for name, make in columns.items():
+        flat[name] = make()
     # A few dirty rows: bad dates and re-exported duplicates.
     idx = _dirty_index(rng, n, dirty_fraction / 2)
     flat.loc[idx, "Create Date"] = "13/45/2024"
@@ -491,12 +518,13 @@ def _duplicate_some(rng: np.random.Generator, frame: pd.DataFrame, fraction: flo
     idx = _dirty_index(rng, len(frame), fraction)
     if not len(idx):
         return frame
-    combined = pd.concat([frame, frame.iloc[idx]], ignore_index=False)
-    return combined.sort_index(kind="stable").reset_index(drop=True)
+    # Each row, then its copies: one take (a concat then a sort by label made three copies of the frame).
+    labels = np.concatenate([np.arange(len(frame)), np.asarray(idx, dtype=np.int64)])
+    return frame.take(labels[np.argsort(labels, kind="stable")]).reset_index(drop=True)
 
 
 def _dirty_accounts(rng: np.random.Generator, frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: only the columns dirtied here are copied
     idx = _dirty_index(rng, len(frame), fraction)
     thirds = np.array_split(idx, 3)
     frame.loc[frame.index[thirds[0]], "employees"] = "-" + frame["employees"].iloc[thirds[0]].str.replace(",", "")
@@ -506,7 +534,7 @@ def _dirty_accounts(rng: np.random.Generator, frame: pd.DataFrame, fraction: flo
 
 
 def _dirty_leads(rng: np.random.Generator, frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: only the columns dirtied here are copied
     idx = _dirty_index(rng, len(frame), fraction)
     parts = np.array_split(idx, 3)
     bad_dates = np.array(["31/02/2024", "not a date", "2024-13-45"], dtype=object)
@@ -517,7 +545,7 @@ def _dirty_leads(rng: np.random.Generator, frame: pd.DataFrame, fraction: float)
 
 
 def _dirty_deals(rng: np.random.Generator, frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: only the columns dirtied here are copied
     idx = _dirty_index(rng, len(frame), fraction)
     parts = np.array_split(idx, 3)
     frame.loc[frame.index[parts[0]], "stage"] = np.array(["??", "", "Pending Review"], dtype=object)[
@@ -528,29 +556,83 @@ def _dirty_deals(rng: np.random.Generator, frame: pd.DataFrame, fraction: float)
     return _duplicate_some(rng, frame, fraction / 2)
 
 
-def _events_table(
-    rng: np.random.Generator, *, lead_ids: np.ndarray, lead_idx: np.ndarray, type_idx: np.ndarray,
-    ts: np.ndarray, dirty_fraction: float,
-) -> pa.Table:
-    n = lead_idx.shape[0]
-    lead_col = pa.array(lead_ids.astype(str)).take(pa.array(lead_idx))
-    labels = pa.DictionaryArray.from_arrays(pa.array(type_idx.astype(np.int32)), pa.array(EVENT_LABELS))
-    ts_text = pc.strftime(pa.array(ts, type=pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
-    # Dirty events: unknown lead, unparseable timestamp, blank type.
-    idx = np.sort(_dirty_index(rng, n, dirty_fraction))
-    parts = np.array_split(idx, 3)
-    if len(idx):
-        lead_col = pc.replace_with_mask(lead_col, _mask(n, parts[0]), pa.scalar("L9999999"))
-        ts_text = pc.replace_with_mask(ts_text, _mask(n, parts[1]), pa.scalar("yesterday"))
-    type_col = labels.dictionary_decode()
-    if len(idx):
-        type_col = pc.replace_with_mask(type_col, _mask(n, parts[2]), pa.scalar(""))
-    return pa.table({
-        "event_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-        "lead_id": lead_col,
-        "event_type": type_col,
-        "timestamp": ts_text,
-    })
+@dataclass(frozen=True)
+class SyntheticEvents:
+    """The activity table of an export, kept as arrays and turned into rows a chunk at a time (at 5M
+    leads it is 100M rows: as one Arrow table of text it would take tens of GB). The rows are the
+    events before the export date in time order; ``event_id`` numbers every event of the world."""
+
+    lead_text: pa.Array     # each lead's id
+    lead_idx: np.ndarray    # each event's lead, in time order
+    type_idx: np.ndarray    # each event's type (EVENT_LABELS)
+    ts: np.ndarray          # each event's time, seconds since 1970
+    dirty: tuple[np.ndarray, np.ndarray, np.ndarray]  # sorted positions: unknown lead, bad timestamp, blank type
+    before: int             # the export instant: later events are not in the export
+    num_rows: int
+
+    column_names = EXPORT_COLUMNS["events"]
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, *, lead_ids: np.ndarray, lead_idx: np.ndarray, type_idx: np.ndarray,
+             ts: np.ndarray, dirty_fraction: float, before: int) -> SyntheticEvents:
+        """The table of these events, with its dirty rows drawn now (unknown lead, unparseable
+        timestamp, blank type): the rest of the export's draws come after them."""
+        idx = np.sort(_dirty_index(rng, lead_idx.shape[0], dirty_fraction))
+        parts = np.array_split(idx, 3)
+        lead_text = pa.array(lead_ids.astype(str))  # millions of ids convert in chunks: one array to take from
+        lead_text = lead_text.combine_chunks() if isinstance(lead_text, pa.ChunkedArray) else lead_text
+        return cls(lead_text, lead_idx, type_idx, ts, (parts[0], parts[1], parts[2]), before,
+                   int(np.count_nonzero(ts < before)))
+
+    def batches(self, rows: int | None = None) -> Iterator[pa.RecordBatch]:
+        """The table's rows, ``rows`` events of the world at a time (fewer once the later ones are dropped)."""
+        labels = pa.array(EVENT_LABELS)
+        for at in _chunks(self.lead_idx.shape[0], rows or EVENT_ROWS):
+            n = at.stop - at.start
+            lead_col = self.lead_text.take(pa.array(self.lead_idx[at]))
+            ts_text = pc.strftime(pa.array(self.ts[at], type=pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
+            type_col = labels.take(pa.array(self.type_idx[at]))
+            masks = [_mask(n, positions[np.searchsorted(positions, at.start):np.searchsorted(positions, at.stop)]
+                           - at.start) for positions in self.dirty]
+            lead_col = pc.replace_with_mask(lead_col, masks[0], pa.scalar("L9999999"))
+            ts_text = pc.replace_with_mask(ts_text, masks[1], pa.scalar("yesterday"))
+            type_col = pc.replace_with_mask(type_col, masks[2], pa.scalar(""))
+            batch = pa.record_batch({
+                "event_id": pa.array(np.arange(at.start + 1, at.stop + 1, dtype=np.int64)),
+                "lead_id": lead_col,
+                "event_type": type_col,
+                "timestamp": ts_text,
+            })
+            yield batch.filter(pa.array(self.ts[at] < self.before))
+
+    def to_table(self) -> pa.Table:
+        """The whole table in memory (for small exports and tests)."""
+        return pa.Table.from_batches(list(self.batches()), schema=EVENTS_SCHEMA)
+
+
+def _chunks(n: int, rows: int | None = None) -> Iterator[slice]:
+    """Consecutive slices covering ``range(n)``, ``rows`` (default ``EVENT_CHUNK``) at a time."""
+    step = rows or EVENT_CHUNK
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+class _ReportCounts:
+    """The flat report's activity columns, counted chunk by chunk: events per (type, window in
+    days) of each lead, and the age of each lead's latest event (inf: none)."""
+
+    WINDOWS = ((0, 7), (0, 30), (1, 30), (2, 90), (3, 90), (4, 30), (5, 30))
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.counts = {key: np.zeros(n, dtype=np.int64) for key in self.WINDOWS}
+        self.last = np.full(n, np.inf)
+
+    def add(self, lead: np.ndarray, kind: np.ndarray, age_days: np.ndarray) -> None:
+        for (type_code, window), tally in self.counts.items():
+            hit = (kind == type_code) & (age_days <= window)
+            tally += np.bincount(lead[hit], minlength=self.n)
+        np.minimum.at(self.last, lead, age_days)
 
 
 def _mask(n: int, idx: np.ndarray) -> pa.Array:
@@ -570,7 +652,6 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path) -> 
         "accounts": pa.Table.from_pandas(export.accounts, preserve_index=False),
         "leads": pa.Table.from_pandas(export.leads, preserve_index=False),
         "deals": pa.Table.from_pandas(export.deals, preserve_index=False),
-        "events": export.events,
     }
     written = {}
     for name, table in tables.items():
@@ -579,6 +660,16 @@ def write_export(export: SyntheticExport, *, raw_dir: Path, truth_dir: Path) -> 
         with atomic_path(path) as tmp:
             pacsv.write_csv(table, tmp)
         written[name] = path
+    path = raw_dir / "events.csv"
+    log.info("writing %s (%d rows)", path, export.events.num_rows)
+    with atomic_path(path) as tmp, pacsv.CSVWriter(tmp, EVENTS_SCHEMA) as writer:
+        done = 0
+        for i, batch in enumerate(export.events.batches(), 1):
+            writer.write_batch(batch)
+            done += batch.num_rows
+            if i % 16 == 0:  # progress on a long write: about every 16M events
+                log.info("events.csv: %d of %d rows written", done, export.events.num_rows)
+    written["events"] = path
     truth_path = truth_dir / TRUTH_FILE
     with atomic_path(truth_path) as tmp:
         pq.write_table(pa.Table.from_pandas(export.truth, preserve_index=False), tmp)
