@@ -24,7 +24,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ from pipeline.io.tables import TableReader, spreadsheet_safe
 log = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
+EVENT_CHUNK_ROWS = 1 << 21  # activity rows read and checked at a time (the raw text of one chunk is held)
 RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key", "account_key"]
 Reasons = Callable[[pd.DataFrame], pd.Series]
 
@@ -185,6 +186,8 @@ class _Table:
         self.missing = missing
         self.report = TableReport(rows_read=len(frame) + len(malformed))
         self._bad: list[pd.DataFrame] = [malformed] if len(malformed) else []
+        self._calls = 0                  # quarantine calls so far, empty ones too: the rule each bad frame is of
+        self.rule_of: list[int] = [-1] if len(malformed) else []  # of each frame in ``_bad`` (-1: malformed lines)
         self.spellings: dict[str, dict[str, str]] = {}  # categorical field -> folded value -> CRM spelling
         for kind, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
             self.report.reasons[f"(row): {kind}"] += int(count)
@@ -201,10 +204,12 @@ class _Table:
         """Move rows under ``mask`` (aligned with ``frame``) to quarantine. ``reason`` is a text or a
         function wording it per bad row, called on the bad raw rows only."""
         mask = np.asarray(mask, dtype=bool)
+        self._calls += 1
         if not mask.any():
             return
         index = self.frame.index[mask]
         bad = self.raw.take(self._pos[mask])
+        self.rule_of.append(self._calls)
         reasons = pd.Series(reason, index=index) if isinstance(reason, str) else reason(bad)
         self._bad.append(pd.DataFrame({
             "table": self.name,
@@ -396,6 +401,113 @@ def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, sour
     return t
 
 
+class _StreamedEvents:
+    """The activity table validated a chunk at a time (``EVENT_CHUNK_ROWS`` rows): the same rules as
+    :func:`_events`, run on each chunk, keep only the checked columns of the rows that pass; the raw
+    text of a chunk is dropped once it is checked. The quarantine is the whole-file one: malformed
+    lines first, then each rule's rows in line order. Rows quarantined later (the export's clock)
+    are read again from the file by their row number, the only time their raw text is needed."""
+
+    def __init__(self, path: Path, spec: EventsParams, source: SourceParams, known: pd.Index) -> None:
+        self.name, self.path, self.spec = "events", path, spec
+        reader = self._reader()
+        require_columns(pd.DataFrame(columns=reader.columns), [spec.key, spec.type, spec.timestamp.column],
+                        name="events", path=path, delimiter=spec.delimiter)
+        self.report = TableReport()
+        kept: list[pd.DataFrame] = []
+        by_rule: dict[int, list[pd.DataFrame]] = {}
+        rows = 0
+        for frame in self._chunks(reader):
+            t = _events(frame, pd.DataFrame(columns=QUARANTINE_COLUMNS), spec, source, known)
+            kept.append(t.frame[["event_type", "event_key", "timestamp"]])
+            for rule, bad in zip(t.rule_of, t._bad, strict=True):
+                by_rule.setdefault(rule, []).append(bad)
+            self.report.reasons.update(t.report.reasons)
+            self.report.values_blanked.update(t.report.values_blanked)
+            rows += len(frame)
+        malformed = _malformed(reader.malformed, name="events")
+        for kind, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
+            self.report.reasons[f"(row): {kind}"] += int(count)
+        self.report.rows_read = rows + len(malformed)
+        self._lines = _file_lines(reader, rows)  # row number -> file line, as read_table numbers them
+        frame = pd.concat(kept) if kept else pd.DataFrame(columns=["event_type", "event_key", "timestamp"])
+        self._row = frame.index.to_numpy()       # each kept row's row number in the file
+        frame.index = pd.Index(self._lines[self._row])
+        self.frame = frame
+        self._bad = [malformed] if len(malformed) else []
+        for rule in sorted(by_rule):
+            bad = pd.concat(by_rule[rule], ignore_index=True)
+            bad["line"] = self._lines[bad["line"].to_numpy(dtype=np.int64)]
+            self._bad.append(bad)
+        log.info("read %s: %d rows (%d malformed lines), %d kept", path, rows, len(malformed), len(frame))
+
+    def _reader(self) -> TableReader:
+        return TableReader(self.path, label="events", delimiter=self.spec.delimiter, encoding=self.spec.encoding,
+                           blanks_null=False, folders=False, text=True)
+
+    @staticmethod
+    def _chunks(reader: TableReader) -> Iterator[pd.DataFrame]:
+        """The file's rows as text frames indexed by row number (0, 1, ...), a chunk at a time."""
+        start = 0
+        for table in reader.tables(EVENT_CHUNK_ROWS):
+            frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            start += len(frame)
+            yield frame
+
+    def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
+        """As :meth:`_Table.quarantine`: the raw rows under ``mask`` are read again from the file."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        wanted = self._row[mask]
+        raw = pd.concat([chunk.loc[chunk.index.isin(wanted)] for chunk in self._chunks(self._reader())])
+        raw.index = pd.Index(self._lines[raw.index.to_numpy()])
+        reasons = pd.Series(reason, index=raw.index) if isinstance(reason, str) else reason(raw)
+        self._bad.append(pd.DataFrame({
+            "table": self.name,
+            "line": raw.index.to_numpy(),
+            "column": column,
+            "reason": reasons.astype(str).to_numpy(),
+            "record": [json.dumps(r, ensure_ascii=False, default=str) for r in raw.to_dict(orient="records")],
+        }))
+        for r, count in reasons.map(_reason_kind).value_counts().items():
+            self.report.reasons[f"{column}: {r}"] += int(count)
+        self.frame = self.frame.loc[~mask]
+        self._row = self._row[~mask]
+
+    def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+        self.report.rows_kept = len(self.frame)
+        self.report.rows_quarantined = sum(len(b) for b in self._bad)
+        if self.report.rows_kept + self.report.rows_quarantined != self.report.rows_read:
+            raise AssertionError(f"{self.name}: {self.report.rows_read} rows read but {self.report.rows_kept} "
+                                 f"kept + {self.report.rows_quarantined} quarantined; rows were lost")
+        return self.frame, self._bad
+
+
+def _malformed(skipped: list[Any], *, name: str) -> pd.DataFrame:
+    """The lines a reader skipped, as quarantine rows."""
+    return pd.DataFrame({
+        "table": name,
+        "line": [m.line for m in skipped],
+        "column": "(row)",
+        "reason": [m.reason for m in skipped],
+        "record": [json.dumps({"text": m.text[:2000]}, ensure_ascii=False) for m in skipped],
+    }, columns=QUARANTINE_COLUMNS)
+
+
+def _file_lines(reader: TableReader, rows: int) -> np.ndarray:
+    """The file line of each of ``rows`` rows read (header = line 1), skipping the malformed lines."""
+    if reader.format == "parquet":
+        return np.arange(2, rows + 2)
+    skipped = reader.malformed
+    bad_lines = np.array(sorted(m.line for m in skipped if m.line is not None), dtype=np.int64)
+    lines = np.arange(2, rows + len(skipped) + 2)
+    if len(bad_lines):
+        lines = np.setdiff1d(lines, bad_lines, assume_unique=True)
+    return lines[:rows]
+
+
 def _join_index(parent_keys: pd.Series, child: pd.DataFrame, aliases: dict[str, str]) -> np.ndarray:
     """Position in ``child`` of each parent key (folded, aliased), or -1 where there is no match."""
     keys = apply_aliases(parent_keys, aliases) if aliases else parent_keys
@@ -442,6 +554,8 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
     need = _required(source)
     raw: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for name, spec in specs.items():
+        if name == "events":  # read and checked a chunk at a time, below
+            continue
         path = source.path(spec.file)
         frame, malformed = read_table(path, spec=spec, name=name)
         require_columns(frame, need.get(name, []), name=name, path=path, delimiter=spec.delimiter)
@@ -459,15 +573,17 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
 
     if source.events is not None:
         known = pd.Index(tables[source.events.table].frame["_id"].dropna().unique())
-        tables["events"] = _events(*raw["events"], source.events, source, known)
-    clock = _clock(tables, source, declared=clock_at)
+    activity = (_StreamedEvents(source.path(source.events.file), source.events, source, known)
+                if source.events is not None else None)
+    clock = _clock(tables, source, declared=clock_at, activity=activity)
 
     positions = _row_positions(tables, source)  # where each primary row lands in every lookup
     records, report_notes = _denormalise(tables, source, positions)
     events = None
     if source.events is not None:
         e = source.events
-        events = tables["events"].frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
+        assert activity is not None
+        events = activity.frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
         records["event_key"] = _key_per_row(tables, e.table, positions)
     else:
         records["event_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
@@ -485,7 +601,10 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
 
     bad: list[pd.DataFrame] = []
     report: dict[str, TableReport] = {}
-    for name, t in tables.items():
+    finishing: list[tuple[str, _Table | _StreamedEvents]] = [*tables.items()]
+    if activity is not None:
+        finishing.append(("events", activity))
+    for name, t in finishing:
         _, quarantined = t.finish()
         bad.extend(quarantined)
         report[name] = t.report
@@ -504,17 +623,18 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
     return result
 
 
-def _clock(tables: dict[str, _Table], source: SourceParams, *, declared: ExportClock | None) -> ExportClock | None:
+def _clock(tables: dict[str, _Table], source: SourceParams, *, declared: ExportClock | None,
+           activity: _StreamedEvents | None = None) -> ExportClock | None:
     """The export's clock (declared, or found by the rule of ``source.clock``); rows dated after it
     are quarantined: a lead created, a deal closed or an event logged after the export was taken."""
     primary = source.primary
     assert primary is not None
-    dated: list[tuple[_Table, str, str]] = []  # table, parsed column, export column
+    dated: list[tuple[_Table | _StreamedEvents, str, str]] = []  # table, parsed column, export column
     for name, spec in (("created_date", primary.created_date), ("decision_date", primary.decision_date)):
         if spec is not None:
             dated.append((tables["primary"], name, spec.column))
-    if source.events is not None:
-        dated.append((tables["events"], "timestamp", source.events.timestamp.column))
+    if source.events is not None and activity is not None:
+        dated.append((activity, "timestamp", source.events.timestamp.column))
     clock = declared or export_clock([t.frame[name] for t, name, _ in dated], params=source.clock)
     if clock is None:
         return None

@@ -167,3 +167,44 @@ def test_property_random_outlier_dates_never_move_the_clock(bulk_days: int, offs
     mixed = export_clock([bulk, future, past], params=params)
     assert alone is not None and mixed is not None
     assert alone.instant == mixed.instant == pd.Timestamp(end + DAY)
+
+
+def test_the_activity_is_checked_in_chunks_with_the_whole_file_quarantine(tmp_path: Path, monkeypatch) -> None:
+    """Ingest reads the activity log a chunk at a time: chunks of 3 rows give the events, the
+    quarantine (malformed lines first, then each rule's rows in line order, the clock's last, each
+    quoting its raw row) and the report of one whole-file chunk."""
+    import pipeline.data.ingest as ingest_module
+
+    (tmp_path / "deals.csv").write_text(
+        "deal,status,decided,created\nD1,won,2024-03-01,2024-01-01\nD2,lost,2024-03-02,2024-01-02\n"
+        "D3,open,,2024-02-01\n")
+    events = ["who,what,when,note"] + [f"D{1 + i % 3},Blog View,2024-02-{1 + i % 28:02d} 10:00:00,n{i}"
+                                       for i in range(40)]
+    events[5] = "D9,Blog View,2024-02-03 10:00:00,unknown key"
+    events[8] = ",Demo Request,2024-02-03 10:00:00,no key"
+    events[11] = "D1,,2024-02-04 10:00:00,no type"
+    events[14] = "D2,Demo Request,yesterday,bad time"
+    events[17] = "D2,Demo Request,2099-01-01 00:00:00,late"
+    events[20] = "D3,Demo Request,2024-02-05 10:00:00,one,field,too many"
+    events[23] = "D1,Webinar,2099-06-01 00:00:00,late too"
+    (tmp_path / "activity.csv").write_text("\n".join(events) + "\n")
+    source = SourceParams.model_validate({
+        "kind": "relational", "dir": str(tmp_path),
+        "primary": {"file": "deals.csv", "id": "deal",
+                    "outcome": {"column": "status", "won": ["won"], "lost": ["lost"], "open": ["open"]},
+                    "decision_date": {"column": "decided"}, "created_date": {"column": "created"}},
+        "events": {"file": "activity.csv", "key": "who", "type": "what",
+                   "timestamp": {"column": "when", "format": "%Y-%m-%d %H:%M:%S"}},
+    })
+    whole = ingest(source)
+    monkeypatch.setattr(ingest_module, "EVENT_CHUNK_ROWS", 3)
+    chunked = ingest(source)
+    assert whole.events is not None and chunked.events is not None
+    pd.testing.assert_frame_equal(chunked.events, whole.events)
+    pd.testing.assert_frame_equal(chunked.quarantine, whole.quarantine)
+    assert {k: r.as_dict() for k, r in chunked.report.items()} == {k: r.as_dict() for k, r in whole.report.items()}
+    bad = whole.quarantine[whole.quarantine["table"] == "events"]
+    assert bad["line"].tolist() == [21, 12, 9, 6, 15, 18, 24]  # malformed, then rule by rule, the clock's last
+    assert json.loads(bad["record"].iloc[-1]) == {"who": "D1", "what": "Webinar", "when": "2099-06-01 00:00:00",
+                                                  "note": "late too"}
+    _balanced(chunked)
