@@ -142,21 +142,8 @@ def read_table(path: Path, *, spec: FileParams, name: str) -> tuple[pd.DataFrame
     if reader.format == "parquet":
         frame.index = pd.RangeIndex(2, len(frame) + 2)
         return frame, pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    skipped = reader.malformed
-    bad_lines = np.array(sorted(m.line for m in skipped if m.line is not None), dtype=np.int64)
-    lines = np.arange(2, len(frame) + len(skipped) + 2)
-    if len(bad_lines):
-        lines = np.setdiff1d(lines, bad_lines, assume_unique=True)
-    lines = lines[: len(frame)]
-    frame.index = pd.Index(lines)
-    bad = pd.DataFrame({
-        "table": name,
-        "line": [m.line for m in skipped],
-        "column": "(row)",
-        "reason": [m.reason for m in skipped],
-        "record": [json.dumps({"text": m.text[:2000]}, ensure_ascii=False) for m in skipped],
-    })
-    return frame, bad
+    frame.index = pd.Index(_file_lines(reader, len(frame)))
+    return frame, _malformed(reader.malformed, name=name)
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], *, name: str, path: Path, delimiter: str) -> None:
@@ -207,19 +194,9 @@ class _Table:
         self._calls += 1
         if not mask.any():
             return
-        index = self.frame.index[mask]
-        bad = self.raw.take(self._pos[mask])
         self.rule_of.append(self._calls)
-        reasons = pd.Series(reason, index=index) if isinstance(reason, str) else reason(bad)
-        self._bad.append(pd.DataFrame({
-            "table": self.name,
-            "line": index.to_numpy(),
-            "column": column,
-            "reason": reasons.astype(str).to_numpy(),
-            "record": [json.dumps(r, ensure_ascii=False, default=str) for r in bad.to_dict(orient="records")],
-        }))
-        for r, count in reasons.map(_reason_kind).value_counts().items():
-            self.report.reasons[f"{column}: {r}"] += int(count)
+        self._bad.append(_quarantine_rows(self.name, self.raw.take(self._pos[mask]), column=column, reason=reason,
+                                          report=self.report))
         self.frame = self.frame.loc[~mask]
         self._pos = self._pos[~mask]
 
@@ -230,12 +207,7 @@ class _Table:
             self.report.values_blanked[f"{name}: {why}"] += count
 
     def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-        self.report.rows_kept = len(self.frame)
-        self.report.rows_quarantined = sum(len(b) for b in self._bad)
-        if self.report.rows_kept + self.report.rows_quarantined != self.report.rows_read:
-            raise AssertionError(f"{self.name}: {self.report.rows_read} rows read but {self.report.rows_kept} "
-                                 f"kept + {self.report.rows_quarantined} quarantined; rows were lost")
-        return self.frame, self._bad
+        return _finish(self.name, self.frame, self._bad, self.report)
 
 
 def _reason_kind(reason: str) -> str:
@@ -463,26 +435,39 @@ class _StreamedEvents:
         wanted = self._row[mask]
         raw = pd.concat([chunk.loc[chunk.index.isin(wanted)] for chunk in self._chunks(self._reader())])
         raw.index = pd.Index(self._lines[raw.index.to_numpy()])
-        reasons = pd.Series(reason, index=raw.index) if isinstance(reason, str) else reason(raw)
-        self._bad.append(pd.DataFrame({
-            "table": self.name,
-            "line": raw.index.to_numpy(),
-            "column": column,
-            "reason": reasons.astype(str).to_numpy(),
-            "record": [json.dumps(r, ensure_ascii=False, default=str) for r in raw.to_dict(orient="records")],
-        }))
-        for r, count in reasons.map(_reason_kind).value_counts().items():
-            self.report.reasons[f"{column}: {r}"] += int(count)
+        self._bad.append(_quarantine_rows(self.name, raw, column=column, reason=reason, report=self.report))
         self.frame = self.frame.loc[~mask]
         self._row = self._row[~mask]
 
     def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-        self.report.rows_kept = len(self.frame)
-        self.report.rows_quarantined = sum(len(b) for b in self._bad)
-        if self.report.rows_kept + self.report.rows_quarantined != self.report.rows_read:
-            raise AssertionError(f"{self.name}: {self.report.rows_read} rows read but {self.report.rows_kept} "
-                                 f"kept + {self.report.rows_quarantined} quarantined; rows were lost")
-        return self.frame, self._bad
+        return _finish(self.name, self.frame, self._bad, self.report)
+
+
+def _quarantine_rows(name: str, raw: pd.DataFrame, *, column: str, reason: str | Reasons,
+                     report: TableReport) -> pd.DataFrame:
+    """Raw rows (indexed by file line) as quarantine rows, each with its reason (a text, or a function
+    wording it per row) and its raw row as JSON; the reasons are counted in ``report``."""
+    reasons = pd.Series(reason, index=raw.index) if isinstance(reason, str) else reason(raw)
+    for r, count in reasons.map(_reason_kind).value_counts().items():
+        report.reasons[f"{column}: {r}"] += int(count)
+    return pd.DataFrame({
+        "table": name,
+        "line": raw.index.to_numpy(),
+        "column": column,
+        "reason": reasons.astype(str).to_numpy(),
+        "record": [json.dumps(r, ensure_ascii=False, default=str) for r in raw.to_dict(orient="records")],
+    })
+
+
+def _finish(name: str, frame: pd.DataFrame, bad: list[pd.DataFrame], report: TableReport
+            ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The kept rows and the quarantined ones, once every row read is one or the other."""
+    report.rows_kept = len(frame)
+    report.rows_quarantined = sum(len(b) for b in bad)
+    if report.rows_kept + report.rows_quarantined != report.rows_read:
+        raise AssertionError(f"{name}: {report.rows_read} rows read but {report.rows_kept} "
+                             f"kept + {report.rows_quarantined} quarantined; rows were lost")
+    return frame, bad
 
 
 def _malformed(skipped: list[Any], *, name: str) -> pd.DataFrame:

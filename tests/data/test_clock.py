@@ -61,21 +61,27 @@ def test_a_deal_closed_9999_12_31_is_quarantined_as_after_the_export(tmp_path: P
     _balanced(result)
 
 
-def test_an_event_dated_2099_is_quarantined_and_the_clock_holds(tmp_path: Path) -> None:
-    """Class 1 rule: an activity logged far in the future is quarantined, not the new present."""
-    (tmp_path / "deals.csv").write_text(
+def _activity_source(folder: Path) -> SourceParams:
+    """Three deals (won, lost, open) in ``folder``/deals.csv, and the mapping of them with their
+    activity in ``folder``/activity.csv (who, what, when)."""
+    (folder / "deals.csv").write_text(
         "deal,status,decided,created\nD1,won,2024-03-01,2024-01-01\nD2,lost,2024-03-02,2024-01-02\n"
         "D3,open,,2024-02-01\n")
-    events = ["who,what,when"] + [f"D{1 + i % 3},Blog View,2024-02-{1 + i % 28:02d} 10:00:00" for i in range(40)]
-    (tmp_path / "activity.csv").write_text("\n".join([*events, "D3,Demo Request,2099-01-01 00:00:00"]) + "\n")
-    source = SourceParams.model_validate({
-        "kind": "relational", "dir": str(tmp_path),
+    return SourceParams.model_validate({
+        "kind": "relational", "dir": str(folder),
         "primary": {"file": "deals.csv", "id": "deal",
                     "outcome": {"column": "status", "won": ["won"], "lost": ["lost"], "open": ["open"]},
                     "decision_date": {"column": "decided"}, "created_date": {"column": "created"}},
         "events": {"file": "activity.csv", "key": "who", "type": "what",
                    "timestamp": {"column": "when", "format": "%Y-%m-%d %H:%M:%S"}},
     })
+
+
+def test_an_event_dated_2099_is_quarantined_and_the_clock_holds(tmp_path: Path) -> None:
+    """Class 1 rule: an activity logged far in the future is quarantined, not the new present."""
+    events = ["who,what,when"] + [f"D{1 + i % 3},Blog View,2024-02-{1 + i % 28:02d} 10:00:00" for i in range(40)]
+    (tmp_path / "activity.csv").write_text("\n".join([*events, "D3,Demo Request,2099-01-01 00:00:00"]) + "\n")
+    source = _activity_source(tmp_path)
     result = ingest(source)
     assert result.clock is not None and result.clock.instant == pd.Timestamp("2024-03-03")
     assert result.events is not None and result.events["timestamp"].max() < pd.Timestamp("2025-01-01")
@@ -175,9 +181,6 @@ def test_the_activity_is_checked_in_chunks_with_the_whole_file_quarantine(tmp_pa
     quoting its raw row) and the report of one whole-file chunk."""
     import pipeline.data.ingest as ingest_module
 
-    (tmp_path / "deals.csv").write_text(
-        "deal,status,decided,created\nD1,won,2024-03-01,2024-01-01\nD2,lost,2024-03-02,2024-01-02\n"
-        "D3,open,,2024-02-01\n")
     events = ["who,what,when,note"] + [f"D{1 + i % 3},Blog View,2024-02-{1 + i % 28:02d} 10:00:00,n{i}"
                                        for i in range(40)]
     events[5] = "D9,Blog View,2024-02-03 10:00:00,unknown key"
@@ -188,14 +191,7 @@ def test_the_activity_is_checked_in_chunks_with_the_whole_file_quarantine(tmp_pa
     events[20] = "D3,Demo Request,2024-02-05 10:00:00,one,field,too many"
     events[23] = "D1,Webinar,2099-06-01 00:00:00,late too"
     (tmp_path / "activity.csv").write_text("\n".join(events) + "\n")
-    source = SourceParams.model_validate({
-        "kind": "relational", "dir": str(tmp_path),
-        "primary": {"file": "deals.csv", "id": "deal",
-                    "outcome": {"column": "status", "won": ["won"], "lost": ["lost"], "open": ["open"]},
-                    "decision_date": {"column": "decided"}, "created_date": {"column": "created"}},
-        "events": {"file": "activity.csv", "key": "who", "type": "what",
-                   "timestamp": {"column": "when", "format": "%Y-%m-%d %H:%M:%S"}},
-    })
+    source = _activity_source(tmp_path)
     whole = ingest(source)
     monkeypatch.setattr(ingest_module, "EVENT_CHUNK_ROWS", 3)
     chunked = ingest(source)
