@@ -35,7 +35,14 @@ import pyarrow.compute as pc
 
 from pipeline.errors import DataError
 from pipeline.features.events import COLUMNS, EventLog, EventPart, encode, latest_by_statistics, micros_of, open_events
-from pipeline.features.intent import AccountCodes, coded_intent, epoch_seconds, intent_specs, most_frequent
+from pipeline.features.intent import (
+    AccountCodes,
+    coded_intent,
+    epoch_seconds,
+    intent_specs,
+    most_frequent,
+    positions_in,
+)
 from pipeline.io.cluster import close_client, dask_client
 
 log = logging.getLogger(__name__)
@@ -172,11 +179,10 @@ class _Route:
             return
         # event key -> its account's position; a key listed twice takes its last row (even one without an
         # account), as the local engine does
-        pairs = pd.DataFrame({"key": encode(key_accounts["event_key"])[0],
-                              "account": _positions(key_accounts["account_key"], index)})
+        key_codes, event_keys = encode(key_accounts["event_key"])
+        pairs = pd.DataFrame({"key": key_codes, "account": positions_in(key_accounts["account_key"], index)})
         pairs = pairs[pairs["key"] >= 0].drop_duplicates("key", keep="last")
         pairs = pairs[pairs["account"] >= 0]
-        event_keys = encode(key_accounts["event_key"])[1]
         self.lookup = Lookup(token, event_keys.take(pa.array(pairs["key"].to_numpy())),
                              pairs["account"].to_numpy(np.int64))
 
@@ -192,13 +198,6 @@ class _Route:
     def size(self, part: int) -> int:
         """How many values the part's codes run over."""
         return max(0, -(-(self._size - part) // self.n))
-
-
-def _positions(values: pd.Series, index: pa.Array) -> np.ndarray:
-    codes, distinct = encode(values)
-    found = np.asarray(pc.fill_null(pc.index_in(distinct, value_set=index), -1).to_numpy(zero_copy_only=False),
-                       dtype=np.int64)
-    return np.append(found, -1)[codes]
 
 
 def _event_positions(name: str, column: pa.Array, lookup: Lookup) -> np.ndarray:

@@ -100,7 +100,7 @@ def _with_missing(table: np.ndarray, missing: int) -> np.ndarray:
     return np.append(table, np.asarray(missing, dtype=table.dtype))
 
 
-def _codes(values: pd.Series, index: pa.Array) -> np.ndarray:
+def positions_in(values: pd.Series, index: pa.Array) -> np.ndarray:
     """Position of each value in ``index`` (-1 if absent or missing), hashing each distinct value once.
     Free for a categorical whose categories are ``index`` (ingest writes keys with shared dictionaries)."""
     codes, distinct = encode(values)
@@ -338,7 +338,7 @@ def _account_of_code(keys: pa.Array, key_accounts: pd.DataFrame) -> tuple[np.nda
     """The account code of each event key code (-1: none), and the distinct accounts: every account
     of the log, not only the batch's, so an account's timeline is the same alone or in a batch."""
     account_of_row, accounts = encode(key_accounts["account_key"])
-    key_of_row = _codes(key_accounts["event_key"], keys)
+    key_of_row = positions_in(key_accounts["event_key"], keys)
     account_of_code = np.full(len(keys), -1, dtype=np.int64)
     known = key_of_row >= 0
     account_of_code[key_of_row[known]] = account_of_row[known]
@@ -374,8 +374,8 @@ def intent_features(
     if with_accounts:
         assert accounts is not None and key_accounts is not None
         account_of_code, account_index = _account_of_code(log.keys, key_accounts)
-        account = AccountCodes(_codes(accounts, account_index), account_of_code, len(account_index))
-    block = coded_intent(log, epoch_seconds(as_of), record_code=_codes(keys, log.keys), n_keys=len(log.keys),
+        account = AccountCodes(positions_in(accounts, account_index), account_of_code, len(account_index))
+    block = coded_intent(log, epoch_seconds(as_of), record_code=positions_in(keys, log.keys), n_keys=len(log.keys),
                          account=account, types=types, windows=windows, half_life_days=half_life_days,
                          weights=weights)
     return pd.DataFrame(block.T, columns=names, index=keys.index, copy=False)
