@@ -6,8 +6,6 @@ leadscore installed (``pip install 'leadscore[dask]'``) and the input files at t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from pipeline.errors import ConfigError
@@ -40,12 +38,3 @@ def close_client(client: Any, *, scheduler: str | None) -> None:
     if not scheduler and client.cluster is not None:
         client.cluster.close()
 
-
-@contextmanager
-def connected(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    """:func:`dask_client` for the length of a ``with`` block."""
-    client = dask_client(scheduler, workers)
-    try:
-        yield client
-    finally:
-        close_client(client, scheduler=scheduler)
