@@ -374,73 +374,196 @@ def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, sour
 
 
 class _StreamedEvents:
-    """The activity table validated a chunk at a time (``EVENT_CHUNK_ROWS`` rows): the same rules as
-    :func:`_events`, run on each chunk, keep only the checked columns of the rows that pass; the raw
-    text of a chunk is dropped once it is checked. The quarantine is the whole-file one: malformed
-    lines first, then each rule's rows in line order. Rows quarantined later (the export's clock)
-    are read again from the file by their row number, the only time their raw text is needed."""
+    """The activity table validated a chunk at a time (``EVENT_CHUNK_ROWS`` rows), on Arrow: the same
+    rules, in the same order and wording, as :func:`_events`. A chunk's keys and types are cleaned once
+    per distinct value, and only three small columns of each kept row stay: the key as a code into
+    ``known`` (the ids events may attach to), the type as a code into the types met, the time. The
+    quarantine is the whole-file one: malformed lines first, then each rule's rows in line order.
+    Rows quarantined later (the export's clock) are read again from the file by their row number,
+    the only time a kept row's raw text is needed again."""
 
     def __init__(self, path: Path, spec: EventsParams, source: SourceParams, known: pd.Index) -> None:
         self.name, self.path, self.spec = "events", path, spec
+        self.missing = frozenset(v.casefold() for v in source.missing_values)
         reader = self._reader()
         require_columns(pd.DataFrame(columns=reader.columns), [spec.key, spec.type, spec.timestamp.column],
                         name="events", path=path, delimiter=spec.delimiter)
         self.report = TableReport()
-        kept: list[pd.DataFrame] = []
+        self._known = known
+        self._known_text = _arrow_strings(pd.Series(known, dtype="string"))
+        self._types: dict[str, int] = {}  # type name -> its code, in the order met
+        kept: dict[str, list[np.ndarray]] = {"key": [], "type": [], "time": []}
         by_rule: dict[int, list[pd.DataFrame]] = {}
+        dropped: list[np.ndarray] = []  # row numbers quarantined so far
         rows = 0
-        for frame in self._chunks(reader):
-            t = _events(frame, pd.DataFrame(columns=QUARANTINE_COLUMNS), spec, source, known)
-            kept.append(t.frame[["event_type", "event_key", "timestamp"]])
-            for rule, bad in zip(t.rule_of, t._bad, strict=True):
-                by_rule.setdefault(rule, []).append(bad)
-            self.report.reasons.update(t.report.reasons)
-            self.report.values_blanked.update(t.report.values_blanked)
-            rows += len(frame)
+        for start, table in self._chunks(reader):
+            bad, key, kind, time = self._check(table, start)
+            ok = np.ones(table.num_rows, dtype=bool)
+            for rule, positions in bad:
+                ok[positions] = False
+                dropped.append(positions + start)
+                by_rule.setdefault(rule, []).append(self._bad_rows(table, start, positions, rule))
+            kept["key"].append(key[ok])
+            kept["type"].append(kind[ok])
+            kept["time"].append(time[ok])
+            rows += table.num_rows
+        self._malformed_lines = np.array(sorted(m.line for m in reader.malformed if m.line is not None),
+                                         dtype=np.int64) if reader.format != "parquet" else np.array([], np.int64)
         malformed = _malformed(reader.malformed, name="events")
-        for kind, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
-            self.report.reasons[f"(row): {kind}"] += int(count)
+        for kind_, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
+            self.report.reasons[f"(row): {kind_}"] += int(count)
         self.report.rows_read = rows + len(malformed)
-        self._lines = _file_lines(reader, rows)  # row number -> file line, as read_table numbers them
-        frame = pd.concat(kept) if kept else pd.DataFrame(columns=["event_type", "event_key", "timestamp"])
-        self._row = frame.index.to_numpy()       # each kept row's row number in the file
-        frame.index = pd.Index(self._lines[self._row])
-        self.frame = frame
+        self._rows = rows
+        self._dropped = np.sort(np.concatenate(dropped)) if dropped else np.array([], dtype=np.int64)
+        self.frame = self._frame(kept)
         self._bad = [malformed] if len(malformed) else []
         for rule in sorted(by_rule):
-            bad = pd.concat(by_rule[rule], ignore_index=True)
-            bad["line"] = self._lines[bad["line"].to_numpy(dtype=np.int64)]
-            self._bad.append(bad)
-        log.info("read %s: %d rows (%d malformed lines), %d kept", path, rows, len(malformed), len(frame))
+            bad_rows = pd.concat(by_rule[rule], ignore_index=True)
+            bad_rows["line"] = self._lines_at(bad_rows["line"].to_numpy(dtype=np.int64))
+            self._bad.append(bad_rows)
+        log.info("read %s: %d rows (%d malformed lines), %d kept", path, rows, len(malformed), len(self.frame))
+
+    # The rules, as numbered in the quarantine's order (malformed lines come first).
+    MISSING_TYPE, MISSING_KEY, UNKNOWN_KEY, UNREADABLE_TIME, MISSING_TIME = range(1, 6)
+
+    def _check(self, table: pa.Table, start: int
+               ) -> tuple[list[tuple[int, np.ndarray]], np.ndarray, np.ndarray, np.ndarray]:
+        """One chunk's failing rows per rule (positions in the chunk, each row under its first rule
+        only), and every row's key code, type code and time (microseconds; meaningless where bad)."""
+        spec = self.spec
+        open_ = np.ones(table.num_rows, dtype=bool)  # rows no rule has failed yet
+        bad: list[tuple[int, np.ndarray]] = []
+
+        def fail(rule: int, mask: np.ndarray) -> None:
+            hit = mask & open_
+            if hit.any():
+                bad.append((rule, np.flatnonzero(hit)))
+                open_[hit] = False
+
+        kind = self._type_codes(table.column(spec.type))
+        fail(self.MISSING_TYPE, kind < 0)
+        key = self._key_codes(table.column(spec.key))
+        fail(self.MISSING_KEY, key == -1)
+        fail(self.UNKNOWN_KEY, key == -2)
+        text = clean_text(_text_series(table.column(spec.timestamp.column)), self.missing)
+        parsed = parse_dates(text, spec.timestamp.format)
+        unread = parsed.isna().to_numpy()
+        fail(self.UNREADABLE_TIME, text.notna().to_numpy(dtype=bool) & unread)
+        fail(self.MISSING_TIME, unread)
+        time = parsed.to_numpy().view(np.int64)
+        return bad, key.astype(np.int32), kind.astype(np.int16), time
+
+    def _type_codes(self, column: pa.ChunkedArray) -> np.ndarray:
+        """Each row's event type as a code into the types met so far (-1: missing)."""
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        names = fold_event_type(apply_aliases(fold(clean_text(_text_series(encoded.dictionary), self.missing)),
+                                              self.spec.aliases))
+        code_of = np.array([-1 if pd.isna(n) else self._types.setdefault(str(n), len(self._types)) for n in names],
+                           dtype=np.int64)
+        return _spread(code_of, encoded.indices)
+
+    def _key_codes(self, column: pa.ChunkedArray) -> np.ndarray:
+        """Each row's key as a code into ``known`` (-1: missing, -2: not a known key)."""
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        keys = casefold(clean_text(_text_series(encoded.dictionary), self.missing))
+        found = pc.index_in(_arrow_strings(keys), value_set=self._known_text)
+        code_of = pc.fill_null(found, -2).to_numpy(zero_copy_only=False).astype(np.int64)
+        code_of[keys.isna().to_numpy(dtype=bool)] = -1
+        return _spread(code_of, encoded.indices)
+
+    def _bad_rows(self, table: pa.Table, start: int, positions: np.ndarray, rule: int) -> pd.DataFrame:
+        """The quarantine rows of one rule in one chunk ("line" holds the row number for now)."""
+        spec, column = self.spec, self.spec.timestamp.column
+        raw = _text_frame(table.take(pa.array(positions)), positions + start)
+        reason: str | Reasons
+        if rule == self.MISSING_TYPE:
+            column, reason = spec.type, f"missing {spec.type}"
+        elif rule == self.MISSING_KEY:
+            column, reason = spec.key, f"missing {spec.key}"
+        elif rule == self.UNKNOWN_KEY:
+            column = spec.key
+            reason = lambda bad: f"{spec.key} '" + bad[spec.key].astype(str) + f"' not found in {spec.table}"  # noqa: E731
+        elif rule == self.UNREADABLE_TIME:
+            fmt = spec.timestamp.format
+            reason = lambda bad: "unparseable date '" + bad[column].astype(str) + f"' (expected {fmt})"  # noqa: E731
+        else:
+            reason = f"missing {column}"
+        return _quarantine_rows(self.name, raw, column=column, reason=reason, report=self.report)
+
+    def _frame(self, kept: dict[str, list[np.ndarray]]) -> pd.DataFrame:
+        """The kept rows: key and type as categoricals over ``known`` and the types met, and the time."""
+        def joined(name: str, dtype: type) -> np.ndarray:
+            parts = kept.pop(name)
+            return np.concatenate(parts) if parts else np.array([], dtype=dtype)
+        types = pd.Index(pd.array(list(self._types), dtype="string"))
+        return pd.DataFrame({
+            "event_key": pd.Categorical.from_codes(joined("key", np.int32), categories=self._known),
+            "event_type": pd.Categorical.from_codes(joined("type", np.int16), categories=types),
+            "timestamp": joined("time", np.int64).view("datetime64[us]"),
+        })
 
     def _reader(self) -> TableReader:
         return TableReader(self.path, label="events", delimiter=self.spec.delimiter, encoding=self.spec.encoding,
                            blanks_null=False, folders=False, text=True)
 
     @staticmethod
-    def _chunks(reader: TableReader) -> Iterator[pd.DataFrame]:
-        """The file's rows as text frames indexed by row number (0, 1, ...), a chunk at a time."""
+    def _chunks(reader: TableReader) -> Iterator[tuple[int, pa.Table]]:
+        """The file's rows as Arrow text tables, a chunk at a time, with the row number each starts at."""
         start = 0
         for table in reader.tables(EVENT_CHUNK_ROWS):
-            frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-            frame.index = pd.RangeIndex(start, start + len(frame))
-            start += len(frame)
-            yield frame
+            yield start, table
+            start += table.num_rows
+
+    def _lines_at(self, rows: np.ndarray) -> np.ndarray:
+        """The file line of each row number (header = line 1), skipping the malformed lines."""
+        bad = self._malformed_lines
+        before = bad - 2 - np.arange(len(bad))  # rows read before each malformed line
+        return rows + 2 + np.searchsorted(before, rows, side="right")
 
     def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
         """As :meth:`_Table.quarantine`: the raw rows under ``mask`` are read again from the file."""
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             return
-        wanted = self._row[mask]
-        raw = pd.concat([chunk.loc[chunk.index.isin(wanted)] for chunk in self._chunks(self._reader())])
-        raw.index = pd.Index(self._lines[raw.index.to_numpy()])
+        kept_rows = np.delete(np.arange(self._rows), self._dropped)  # each kept row's row number
+        wanted = kept_rows[mask]
+        del kept_rows
+        parts = []
+        for start, table in self._chunks(self._reader()):
+            lo, hi = np.searchsorted(wanted, [start, start + table.num_rows])
+            if hi > lo:
+                parts.append(_text_frame(table.take(pa.array(wanted[lo:hi] - start)), wanted[lo:hi]))
+        raw = pd.concat(parts)
+        raw.index = pd.Index(self._lines_at(raw.index.to_numpy()))
         self._bad.append(_quarantine_rows(self.name, raw, column=column, reason=reason, report=self.report))
-        self.frame = self.frame.loc[~mask]
-        self._row = self._row[~mask]
+        self.frame = self.frame[~mask].reset_index(drop=True)
+        self._dropped = np.sort(np.concatenate([self._dropped, wanted]))
 
     def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
         return _finish(self.name, self.frame, self._bad, self.report)
+
+
+def _spread(code_of: np.ndarray, indices: pa.Array) -> np.ndarray:
+    """Per row, the code of its dictionary entry (``code_of``); a missing entry takes ``code_of``'s -1."""
+    positions = pc.fill_null(indices, -1).to_numpy(zero_copy_only=False)
+    return np.append(code_of, -1)[positions]
+
+
+def _text_series(array: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow text as a pandas text series (Arrow-backed, no copy of the values)."""
+    return pd.Series(pd.array(array.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow")))
+
+
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    array = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _text_frame(table: pa.Table, index: np.ndarray) -> pd.DataFrame:
+    """Raw rows of an Arrow text table as read_table frames them, indexed by ``index``."""
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    frame.index = pd.Index(index)
+    return frame
 
 
 def _quarantine_rows(name: str, raw: pd.DataFrame, *, column: str, reason: str | Reasons,
@@ -805,9 +928,12 @@ def record_schema(infos: list[FieldInfo]) -> pa_schema.DataFrameSchema:
     return pa_schema.DataFrameSchema(columns, strict=True, ordered=True, coerce=False)
 
 
+# Keys and types repeat millions of times: they are categoricals, and the type names are checked once each.
 EVENTS_SCHEMA = pa_schema.DataFrameSchema({
-    "event_key": pa_schema.Column("string", nullable=False),
-    "event_type": pa_schema.Column("string", pa_schema.Check.str_matches(r"^[0-9a-z_]+$"), nullable=False),
+    "event_key": pa_schema.Column("category", nullable=False),
+    "event_type": pa_schema.Column("category", pa_schema.Check(
+        lambda s: bool(s.cat.categories.astype("string").str.fullmatch(r"[0-9a-z_]+").all()),
+        error="event types are snake_case"), nullable=False),
     "timestamp": pa_schema.Column("datetime64[us]", nullable=False),
 }, strict=True, ordered=True)
 
@@ -817,19 +943,34 @@ EVENTS_SCHEMA = pa_schema.DataFrameSchema({
 EVENTS_ROW_GROUP_ROWS = 4 << 20
 
 
+def _used(column: pd.Series) -> pd.Series:
+    """The distinct values a key column holds, as text: a categorical's used categories (not its rows)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        used = np.zeros(len(column.cat.categories) + 1, dtype=bool)
+        used[codes] = True  # a missing value's -1 marks the extra last slot
+        return pd.Series(column.cat.categories[used[:-1]], dtype="string")
+    return column.dropna().astype("string")
+
+
 def _shared_dictionary(columns: list[pd.Series]) -> pd.Index:
     """The distinct values of several key columns, sorted: one dictionary for all of them."""
-    values = pd.concat([c.dropna().astype("string") for c in columns], ignore_index=True)
+    values = pd.concat([_used(c) for c in columns], ignore_index=True)
     return pd.Index(values.unique()).sort_values()
 
 
 def _categorical(column: pd.Series, categories: pd.Index) -> pd.Series:
     """``column`` as a categorical over ``categories`` (values outside them missing), its codes found
-    by one Arrow hash lookup (pandas hashes Python strings: seconds per million)."""
-    text = column.astype("string")
-    values = pa.array(text, type=pa.large_string(), from_pandas=True)
+    by one Arrow hash lookup (pandas hashes Python strings: seconds per million); a categorical's
+    own categories are looked up, not its rows."""
     levels = pa.array(categories.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
-    codes = pc.fill_null(pc.index_in(values, value_set=levels), -1).to_numpy(zero_copy_only=False)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        own = pa.array(column.cat.categories.astype("string"), type=pa.large_string(), from_pandas=True)
+        code_of = pc.fill_null(pc.index_in(own, value_set=levels), -1).to_numpy(zero_copy_only=False)
+        codes = np.append(code_of, -1)[column.cat.codes.to_numpy()]
+    else:
+        values = pa.array(column.astype("string"), type=pa.large_string(), from_pandas=True)
+        codes = pc.fill_null(pc.index_in(values, value_set=levels), -1).to_numpy(zero_copy_only=False)
     return pd.Series(pd.Categorical.from_codes(codes.astype(np.int32), categories=categories), index=column.index,
                      name=column.name)
 
@@ -855,8 +996,9 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         # Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at
         # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
         # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
+        types = _used(events["event_type"]).sort_values()
         compact = events.assign(event_key=_categorical(events["event_key"], keys),
-                                event_type=events["event_type"].astype("category"))
+                                event_type=_categorical(events["event_type"], pd.Index(types)))
         with atomic_path(events_path) as tmp:
             compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
     else:
