@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -61,19 +61,23 @@ from pipeline.contracts.files import (
 from pipeline.data.clock import ExportClock, after, export_clock
 from pipeline.data.parsing import (
     apply_aliases,
+    arrow_text,
     casefold,
+    clean_dates,
     clean_text,
     fold,
     fold_event_type,
     fold_key,
-    isin_text,
     on_uniques,
     parse_boolean,
     parse_dates,
     parse_number,
     spellings,
+    take_text,
 )
+from pipeline.data.quarantine import json_records, reason_kinds
 from pipeline.data.sources import explicit_mapping
+from pipeline.data.text_lookup import TextLookup
 from pipeline.errors import DataError
 from pipeline.io.files import atomic_path, write_json
 from pipeline.io.tables import TableReader, spreadsheet_safe
@@ -176,7 +180,7 @@ class _Table:
         self._calls = 0                  # quarantine calls so far, empty ones too: the rule each bad frame is of
         self.rule_of: list[int] = [-1] if len(malformed) else []  # of each frame in ``_bad`` (-1: malformed lines)
         self.spellings: dict[str, dict[str, str]] = {}  # categorical field -> folded value -> CRM spelling
-        for kind, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
+        for kind, count in reason_kinds(malformed["reason"]).items() if len(malformed) else ():
             self.report.reasons[f"(row): {kind}"] += int(count)
 
     def rows(self, column: str) -> pd.Series:
@@ -210,11 +214,6 @@ class _Table:
         return _finish(self.name, self.frame, self._bad, self.report)
 
 
-def _reason_kind(reason: str) -> str:
-    """The reason without its values, so the report groups like with like."""
-    return re.sub(r"\d[\d:-]*", "N", re.sub(r"'[^']*'", "'…'", str(reason)))
-
-
 # ---------------------------------------------------------------- steps
 
 def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
@@ -223,22 +222,33 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
     t.frame["_id_text"] = ids
     t.frame["_id"] = on_uniques(ids, casefold)
     t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
-    key = t.frame["_id"]
+    codes, uniques = pd.factorize(t.frame["_id"])  # numbered in order of first appearance; none missing here
+    lines = t.frame.index.to_numpy()
     if rule == "keep_latest":
-        sort_by = order.reindex(t.frame.index) if order is not None else None
-        ranked = (t.frame.assign(_order=sort_by) if sort_by is not None else t.frame.assign(_order=0))
-        ranked = ranked.assign(_line=t.frame.index).sort_values(["_order", "_line"], kind="stable")
-        keep_line = ranked.groupby("_id", sort=False)["_line"].last()
-        superseded = t.frame.index.to_numpy() != key.map(keep_line).to_numpy()
-        t.quarantine(superseded, column=column,
+        # The row kept for an id is its last in (order, line) order, a missing order sorting last.
+        when = order.reindex(t.frame.index) if order is not None else pd.Series(0, index=t.frame.index)
+        unordered = when.isna().to_numpy()
+        value = when.to_numpy().view(np.int64) if when.dtype.kind in "mM" else when.fillna(0).to_numpy()
+        ranked = np.lexsort((lines, np.where(unordered, 0, value), unordered, codes))  # by id, order, line
+        last = np.flatnonzero(np.append(codes[ranked][1:] != codes[ranked][:-1], True))
+        kept_line = np.empty(len(uniques), dtype=lines.dtype)
+        kept_line[codes[ranked][last]] = lines[ranked][last]
+        t.quarantine(lines != kept_line[codes], column=column,
                      reason=lambda bad: "superseded by a later row with the same " + column + " (line "
-                     + bad[column].map(lambda v: str(keep_line.get(str(v).strip().casefold(), "?"))) + ")")
+                     + _lines_of(bad[column], uniques, kept_line) + ")")
     else:
-        dup = key.duplicated(keep="first").to_numpy()
-        first = pd.Series(t.frame.index[~dup], index=key[~dup].to_numpy())
+        firsts = np.unique(codes, return_index=True)[1]  # the first row of each id, in the ids' order
+        dup = np.ones(len(codes), dtype=bool)
+        dup[firsts] = False
         t.quarantine(dup, column=column,
                      reason=lambda bad: "duplicate " + column + " (first at line "
-                     + bad[column].map(lambda v: str(first.get(str(v).strip().casefold(), "?"))) + ")")
+                     + _lines_of(bad[column], uniques, lines[firsts]) + ")")
+
+
+def _lines_of(raw_ids: pd.Series, ids: pd.Index, lines: np.ndarray) -> pd.Series:
+    """The line (``lines``, in the order of ``ids``) of each raw id, folded as ids are, to word a reason."""
+    line_of = pd.Series(lines, index=ids)
+    return raw_ids.map(lambda v: str(line_of.get(str(v).strip().casefold(), "?")))
 
 
 def _date(t: _Table, column: str, fmt: str, *, name: str, required: bool) -> None:
@@ -356,26 +366,9 @@ def _lookup(name: str, raw: pd.DataFrame, malformed: pd.DataFrame, spec: LookupP
     return t
 
 
-def _events(raw: pd.DataFrame, malformed: pd.DataFrame, spec: EventsParams, source: SourceParams,
-            known_keys: pd.Index) -> _Table:
-    t = _Table("events", raw, malformed, missing=frozenset(v.casefold() for v in source.missing_values))
-    types = on_uniques(t.text(spec.type), lambda s: fold_event_type(apply_aliases(fold(s), spec.aliases)))
-    t.frame["event_type"] = types
-    t.quarantine(types.isna().to_numpy(), column=spec.type, reason=f"missing {spec.type}")
-    key = on_uniques(t.text(spec.key), casefold)
-    t.frame["event_key"] = key
-    t.quarantine(key.isna().to_numpy(), column=spec.key, reason=f"missing {spec.key}")
-    t.quarantine(~isin_text(t.frame["event_key"], known_keys), column=spec.key,
-                 reason=lambda bad: f"{spec.key} '" + bad[spec.key].astype(str) + f"' not found in {spec.table}")
-    _date(t, spec.timestamp.column, spec.timestamp.format, name="timestamp", required=True)
-    t.quarantine(t.frame["timestamp"].isna().to_numpy(), column=spec.timestamp.column,
-                 reason=f"missing {spec.timestamp.column}")
-    return t
-
-
 class _StreamedEvents:
     """The activity table validated a chunk at a time (``EVENT_CHUNK_ROWS`` rows), on Arrow: the same
-    rules, in the same order and wording, as :func:`_events`. A chunk's keys and types are cleaned once
+    rules, in the same order and wording, as a table checked whole. A chunk's keys and types are cleaned once
     per distinct value, and only three small columns of each kept row stay: the key as a code into
     ``known`` (the ids events may attach to), the type as a code into the types met, the time. The
     quarantine is the whole-file one: malformed lines first, then each rule's rows in line order.
@@ -389,28 +382,27 @@ class _StreamedEvents:
         require_columns(pd.DataFrame(columns=reader.columns), [spec.key, spec.type, spec.timestamp.column],
                         name="events", path=path, delimiter=spec.delimiter)
         self.report = TableReport()
-        self._known = known
-        self._known_text = _arrow_strings(pd.Series(known, dtype="string"))
+        self._known_ids = known
+        self._known = TextLookup(arrow_text(pd.Series(known, dtype="string")))
         self._types: dict[str, int] = {}  # type name -> its code, in the order met
         kept: dict[str, list[np.ndarray]] = {"key": [], "type": [], "time": []}
         by_rule: dict[int, list[pd.DataFrame]] = {}
         dropped: list[np.ndarray] = []  # row numbers quarantined so far
         rows = 0
-        for start, table in self._chunks(reader):
-            bad, key, kind, time = self._check(table, start)
+        for start, table, (bad, key, kind, time) in _in_parallel(self._check, self._chunks(reader)):
             ok = np.ones(table.num_rows, dtype=bool)
             for rule, positions in bad:
                 ok[positions] = False
                 dropped.append(positions + start)
                 by_rule.setdefault(rule, []).append(self._bad_rows(table, start, positions, rule))
             kept["key"].append(key[ok])
-            kept["type"].append(kind[ok])
+            kept["type"].append(kind()[ok])
             kept["time"].append(time[ok])
             rows += table.num_rows
         self._malformed_lines = np.array(sorted(m.line for m in reader.malformed if m.line is not None),
                                          dtype=np.int64) if reader.format != "parquet" else np.array([], np.int64)
         malformed = _malformed(reader.malformed, name="events")
-        for kind_, count in malformed["reason"].map(_reason_kind).value_counts().items() if len(malformed) else ():
+        for kind_, count in reason_kinds(malformed["reason"]).items() if len(malformed) else ():
             self.report.reasons[f"(row): {kind_}"] += int(count)
         self.report.rows_read = rows + len(malformed)
         self._rows = rows
@@ -426,10 +418,12 @@ class _StreamedEvents:
     # The rules, as numbered in the quarantine's order (malformed lines come first).
     MISSING_TYPE, MISSING_KEY, UNKNOWN_KEY, UNREADABLE_TIME, MISSING_TIME = range(1, 6)
 
-    def _check(self, table: pa.Table, start: int
-               ) -> tuple[list[tuple[int, np.ndarray]], np.ndarray, np.ndarray, np.ndarray]:
+    def _check(self, table: pa.Table) -> tuple[list[tuple[int, np.ndarray]], np.ndarray, Callable[[], np.ndarray],
+                                               np.ndarray]:
         """One chunk's failing rows per rule (positions in the chunk, each row under its first rule
-        only), and every row's key code, type code and time (microseconds; meaningless where bad)."""
+        only), and every row's key code, type code and time (microseconds; meaningless where bad).
+        Chunks are checked two at a time, so the type codes come as a function, called in file order
+        (the codes number the types in the order met)."""
         spec = self.spec
         open_ = np.ones(table.num_rows, dtype=bool)  # rows no rule has failed yet
         bad: list[tuple[int, np.ndarray]] = []
@@ -440,34 +434,55 @@ class _StreamedEvents:
                 bad.append((rule, np.flatnonzero(hit)))
                 open_[hit] = False
 
-        kind = self._type_codes(table.column(spec.type))
+        names, kind = self._type_names(table.column(spec.type))
         fail(self.MISSING_TYPE, kind < 0)
         key = self._key_codes(table.column(spec.key))
         fail(self.MISSING_KEY, key == -1)
         fail(self.UNKNOWN_KEY, key == -2)
-        text = clean_text(_text_series(table.column(spec.timestamp.column)), self.missing)
-        parsed = parse_dates(text, spec.timestamp.format)
+        present, parsed = clean_dates(_text_series(table.column(spec.timestamp.column)), spec.timestamp.format,
+                                      self.missing)
         unread = parsed.isna().to_numpy()
-        fail(self.UNREADABLE_TIME, text.notna().to_numpy(dtype=bool) & unread)
+        fail(self.UNREADABLE_TIME, present & unread)
         fail(self.MISSING_TIME, unread)
         time = parsed.to_numpy().view(np.int64)
-        return bad, key.astype(np.int32), kind.astype(np.int16), time
 
-    def _type_codes(self, column: pa.ChunkedArray) -> np.ndarray:
-        """Each row's event type as a code into the types met so far (-1: missing)."""
+        def type_codes() -> np.ndarray:
+            code_of = np.array([-1 if n is None else self._types.setdefault(n, len(self._types)) for n in names],
+                               dtype=np.int64)
+            return np.append(code_of, -1)[kind].astype(np.int16)
+        return bad, key.astype(np.int32), type_codes, time
+
+    def _type_names(self, column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
+        """A chunk's distinct event types, folded (None: missing), and each row's position among them
+        (-1: missing)."""
         encoded = pc.dictionary_encode(column.combine_chunks())
-        names = fold_event_type(apply_aliases(fold(clean_text(_text_series(encoded.dictionary), self.missing)),
-                                              self.spec.aliases))
-        code_of = np.array([-1 if pd.isna(n) else self._types.setdefault(str(n), len(self._types)) for n in names],
-                           dtype=np.int64)
-        return _spread(code_of, encoded.indices)
+        folded = fold_event_type(apply_aliases(fold(clean_text(_text_series(encoded.dictionary), self.missing)),
+                                               self.spec.aliases))
+        names = [None if pd.isna(n) else str(n) for n in folded]
+        local = _spread(np.array([-1 if n is None else i for i, n in enumerate(names)], dtype=np.int64),
+                        encoded.indices)
+        return names, local
 
     def _key_codes(self, column: pa.ChunkedArray) -> np.ndarray:
-        """Each row's key as a code into ``known`` (-1: missing, -2: not a known key)."""
-        encoded = pc.dictionary_encode(column.combine_chunks())
+        """Each row's key as a code into ``known`` (-1: missing, -2: not a known key). In ASCII text a
+        key that lowercases to a known id is that id: the ids are cleaned and folded, so a key with
+        whitespace to trim or a missing token never lowercases to one, and folding ASCII is
+        lowercasing it. Only the other keys are cleaned and folded, once per distinct value."""
+        raw = column.combine_chunks().cast(pa.large_string())
+        if len(raw) and pc.all(pc.string_is_ascii(raw)).as_py():
+            codes = self._known.positions(pc.ascii_lower(raw))
+            rest = np.flatnonzero(codes < 0)
+        else:
+            codes, rest = np.empty(len(raw), dtype=np.int64), np.arange(len(raw))
+        if len(rest):
+            codes[rest] = self._cleaned_key_codes(raw.take(pa.array(rest)))
+        return codes
+
+    def _cleaned_key_codes(self, column: pa.Array) -> np.ndarray:
+        encoded = pc.dictionary_encode(column)
         keys = casefold(clean_text(_text_series(encoded.dictionary), self.missing))
-        found = pc.index_in(_arrow_strings(keys), value_set=self._known_text)
-        code_of = pc.fill_null(found, -2).to_numpy(zero_copy_only=False).astype(np.int64)
+        code_of = self._known.positions(arrow_text(keys))
+        code_of[code_of < 0] = -2
         code_of[keys.isna().to_numpy(dtype=bool)] = -1
         return _spread(code_of, encoded.indices)
 
@@ -497,7 +512,7 @@ class _StreamedEvents:
             return np.concatenate(parts) if parts else np.array([], dtype=dtype)
         types = pd.Index(pd.array(list(self._types), dtype="string"))
         return pd.DataFrame({
-            "event_key": pd.Categorical.from_codes(joined("key", np.int32), categories=self._known),
+            "event_key": pd.Categorical.from_codes(joined("key", np.int32), categories=self._known_ids),
             "event_type": pd.Categorical.from_codes(joined("type", np.int16), categories=types),
             "timestamp": joined("time", np.int64).view("datetime64[us]"),
         })
@@ -543,6 +558,23 @@ class _StreamedEvents:
         return _finish(self.name, self.frame, self._bad, self.report)
 
 
+def _in_parallel(check: Callable[[pa.Table], Any], chunks: Iterator[tuple[int, pa.Table]]
+                 ) -> Iterator[tuple[int, pa.Table, Any]]:
+    """``check`` of each chunk, in order, two chunks at a time on threads (Arrow, numpy and the date
+    reading release the GIL) while the caller takes the results of a third: at most four chunks are
+    held (one more being read)."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="events") as pool:
+        pending: deque[tuple[int, pa.Table, Future[Any]]] = deque()
+        for start, table in chunks:
+            pending.append((start, table, pool.submit(check, table)))
+            if len(pending) == 3:
+                start_, table_, done = pending.popleft()
+                yield start_, table_, done.result()
+        while pending:
+            start_, table_, done = pending.popleft()
+            yield start_, table_, done.result()
+
+
 def _spread(code_of: np.ndarray, indices: pa.Array) -> np.ndarray:
     """Per row, the code of its dictionary entry (``code_of``); a missing entry takes ``code_of``'s -1."""
     positions = pc.fill_null(indices, -1).to_numpy(zero_copy_only=False)
@@ -552,11 +584,6 @@ def _spread(code_of: np.ndarray, indices: pa.Array) -> np.ndarray:
 def _text_series(array: pa.Array | pa.ChunkedArray) -> pd.Series:
     """Arrow text as a pandas text series (Arrow-backed, no copy of the values)."""
     return pd.Series(pd.array(array.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow")))
-
-
-def _arrow_strings(values: pd.Series) -> pa.Array:
-    array = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _text_frame(table: pa.Table, index: np.ndarray) -> pd.DataFrame:
@@ -571,14 +598,14 @@ def _quarantine_rows(name: str, raw: pd.DataFrame, *, column: str, reason: str |
     """Raw rows (indexed by file line) as quarantine rows, each with its reason (a text, or a function
     wording it per row) and its raw row as JSON; the reasons are counted in ``report``."""
     reasons = pd.Series(reason, index=raw.index) if isinstance(reason, str) else reason(raw)
-    for r, count in reasons.map(_reason_kind).value_counts().items():
+    for r, count in reason_kinds(reasons).items():
         report.reasons[f"{column}: {r}"] += int(count)
     return pd.DataFrame({
         "table": name,
         "line": raw.index.to_numpy(),
         "column": column,
         "reason": reasons.astype(str).to_numpy(),
-        "record": [json.dumps(r, ensure_ascii=False, default=str) for r in raw.to_dict(orient="records")],
+        "record": json_records(raw),
     })
 
 
@@ -619,8 +646,8 @@ def _file_lines(reader: TableReader, rows: int) -> np.ndarray:
 def _join_index(parent_keys: pd.Series, child: pd.DataFrame, aliases: dict[str, str]) -> np.ndarray:
     """Position in ``child`` of each parent key (folded, aliased), or -1 where there is no match."""
     keys = apply_aliases(parent_keys, aliases) if aliases else parent_keys
-    position = pd.Series(np.arange(len(child)), index=child["_id"].to_numpy())
-    return keys.map(position).fillna(-1).to_numpy(dtype=np.int64)
+    found = pc.index_in(arrow_text(keys), value_set=arrow_text(child["_id"]), skip_nulls=True)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _required(source: SourceParams) -> dict[str, list[str]]:
@@ -776,12 +803,10 @@ def _display(tables: dict[str, _Table], source: SourceParams, positions: dict[st
         parts = []
         for column in shown.columns:
             text = clean_text(t.rows(column), t.missing).reset_index(drop=True)
-            values = text.to_numpy(dtype=object)
-            if pos is None or not len(values):
+            if pos is None or not len(text):
                 parts.append(pd.Series(pd.NA, index=out.index, dtype="string"))
                 continue
-            picked = pd.Series(values[np.maximum(pos, 0)], dtype="string")
-            parts.append(picked.mask(pos < 0))
+            parts.append(take_text(arrow_text(text), pos))
         joined = parts[0]
         for part in parts[1:]:
             joined = joined.str.cat(part, sep=" ", na_rep="").str.strip().replace("", pd.NA)
@@ -841,11 +866,18 @@ def _denormalise(tables: dict[str, _Table], source: SourceParams,
             notes.append(f"{unmatched} of {len(pos)} rows have no match in {name} (by {spec.join.column}); "
                          f"their {name} fields are missing")
         for info in field_infos(name, spec):
-            values = frame[info.name].to_numpy()
-            column = pd.Series(values[np.maximum(pos, 0)], dtype=frame[info.name].dtype) if len(frame) else \
-                pd.Series([None] * len(pos), dtype=frame[info.name].dtype)
-            records[info.name] = column.mask(pos < 0)
+            records[info.name] = _joined(frame[info.name], pos)
     return records, notes
+
+
+def _joined(values: pd.Series, pos: np.ndarray) -> pd.Series:
+    """``values`` at ``pos``, missing where ``pos`` is -1. Extension arrays (text, categories, nullable
+    numbers) are taken as they are; numpy columns go through numpy, missing as ``mask`` makes it."""
+    if len(values) and isinstance(values.dtype, pd.api.extensions.ExtensionDtype):
+        return pd.Series(values.array.take(pos, allow_fill=True))
+    column = pd.Series(values.to_numpy()[np.maximum(pos, 0)], dtype=values.dtype) if len(values) else \
+        pd.Series([None] * len(pos), dtype=values.dtype)
+    return column.mask(pos < 0)
 
 
 def _key_per_row(tables: dict[str, _Table], table: str, positions: dict[str, np.ndarray]) -> pd.Series:
@@ -854,9 +886,7 @@ def _key_per_row(tables: dict[str, _Table], table: str, positions: dict[str, np.
     pos = positions.get(table)
     if pos is None:
         return pd.Series(pd.NA, index=range(root_rows), dtype="string")
-    ids = tables[table].frame["_id"].reset_index(drop=True).to_numpy(dtype=object)
-    keys = np.where(pos >= 0, ids[np.maximum(pos, 0)] if len(ids) else None, None)
-    return pd.Series(keys, dtype="string")
+    return take_text(arrow_text(tables[table].frame["_id"]), pos)
 
 
 class IngestFailed(DataError):
@@ -963,13 +993,13 @@ def _categorical(column: pd.Series, categories: pd.Index) -> pd.Series:
     """``column`` as a categorical over ``categories`` (values outside them missing), its codes found
     by one Arrow hash lookup (pandas hashes Python strings: seconds per million); a categorical's
     own categories are looked up, not its rows."""
-    levels = pa.array(categories.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    levels = arrow_text(categories.to_series())
     if isinstance(column.dtype, pd.CategoricalDtype):
-        own = pa.array(column.cat.categories.astype("string"), type=pa.large_string(), from_pandas=True)
+        own = arrow_text(column.cat.categories.to_series())
         code_of = pc.fill_null(pc.index_in(own, value_set=levels), -1).to_numpy(zero_copy_only=False)
         codes = np.append(code_of, -1)[column.cat.codes.to_numpy()]
     else:
-        values = pa.array(column.astype("string"), type=pa.large_string(), from_pandas=True)
+        values = arrow_text(column)
         codes = pc.fill_null(pc.index_in(values, value_set=levels), -1).to_numpy(zero_copy_only=False)
     return pd.Series(pd.Categorical.from_codes(codes.astype(np.int32), categories=categories), index=column.index,
                      name=column.name)
@@ -979,7 +1009,8 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     """The interim files. Keys repeat millions of times, so they are stored as dictionaries, and every
     file that holds event keys (records, events, the event -> account map) shares one dictionary, as
     do the files that hold account keys: the features stage then joins them on their codes, without
-    hashing a million strings per join (it checks that the dictionaries are equal first)."""
+    hashing a million strings per join (it checks that the dictionaries are equal first). The files
+    are written two at a time: Parquet encoding and compression run outside the GIL."""
     interim_dir.mkdir(parents=True, exist_ok=True)
     records, events, event_accounts = result.records, result.events, result.event_accounts
     key_columns = [records["event_key"]] + ([events["event_key"]] if events is not None else []) + \
@@ -987,12 +1018,18 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     keys = _shared_dictionary(key_columns)
     account_columns = [records["account_key"]] + ([event_accounts["account_key"]] if event_accounts is not None else [])
     accounts = _shared_dictionary(account_columns)
-    records = records.assign(event_key=_categorical(records["event_key"], keys),
-                             account_key=_categorical(records["account_key"], accounts))
-    with atomic_path(interim_dir / RECORDS_FILE) as tmp:
-        records.to_parquet(tmp, index=False)
-    events_path = interim_dir / EVENTS_FILE
-    if events is not None:
+    events_path, accounts_path = interim_dir / EVENTS_FILE, interim_dir / EVENT_ACCOUNTS_FILE
+
+    def write_records() -> None:
+        compact = records.assign(event_key=_categorical(records["event_key"], keys),
+                                 account_key=_categorical(records["account_key"], accounts))
+        with atomic_path(interim_dir / RECORDS_FILE) as tmp:
+            compact.to_parquet(tmp, index=False)
+
+    def write_events() -> None:
+        if events is None:
+            events_path.unlink(missing_ok=True)
+            return
         # Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at
         # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
         # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
@@ -1001,28 +1038,36 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
                                 event_type=_categorical(events["event_type"], pd.Index(types)))
         with atomic_path(events_path) as tmp:
             compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
-    else:
-        events_path.unlink(missing_ok=True)
-    accounts_path = interim_dir / EVENT_ACCOUNTS_FILE
-    if event_accounts is not None:
+
+    def write_accounts() -> None:
+        if event_accounts is None:
+            accounts_path.unlink(missing_ok=True)
+            return
         compact = event_accounts.assign(event_key=_categorical(event_accounts["event_key"], keys),
                                         account_key=_categorical(event_accounts["account_key"], accounts))
         with atomic_path(accounts_path) as tmp:
             compact.to_parquet(tmp, index=False)
-    else:
-        accounts_path.unlink(missing_ok=True)
-    display = result.display if result.display is not None else records[["record_id"]]
-    with atomic_path(interim_dir / DISPLAY_FILE) as tmp:  # always written: the score stage's DVC dependency
-        display.to_parquet(tmp, index=False)
-    write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
-    if result.mapping is not None:  # the folder is where this export was; the mapping is how to read one
-        write_json(interim_dir / MAPPING_FILE, result.mapping.model_dump(mode="json", exclude={"dir"}))
-    clock_path = interim_dir / CLOCK_FILE
-    if result.clock is not None:
-        write_json(clock_path, result.clock.as_dict())
-    else:
-        clock_path.unlink(missing_ok=True)
-    write_reports(result, interim_dir=interim_dir, report_path=report_path)
+
+    def write_display() -> None:  # always written: the score stage's DVC dependency
+        display = result.display if result.display is not None else records[["record_id"]]
+        with atomic_path(interim_dir / DISPLAY_FILE) as tmp:
+            display.to_parquet(tmp, index=False)
+
+    def write_rest() -> None:
+        write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
+        if result.mapping is not None:  # the folder is where this export was; the mapping is how to read one
+            write_json(interim_dir / MAPPING_FILE, result.mapping.model_dump(mode="json", exclude={"dir"}))
+        clock_path = interim_dir / CLOCK_FILE
+        if result.clock is not None:
+            write_json(clock_path, result.clock.as_dict())
+        else:
+            clock_path.unlink(missing_ok=True)
+        write_reports(result, interim_dir=interim_dir, report_path=report_path)
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="write") as pool:  # the largest first
+        for done in [pool.submit(job) for job in (write_events, write_records, write_display, write_accounts,
+                                                  write_rest)]:
+            done.result()
 
 
 def write_reports(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:

@@ -64,16 +64,17 @@ def on_uniques(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Se
     return pd.Series(taken, index=values.index, dtype=mapped.dtype)
 
 
-def isin_text(values: pd.Series, keys: pd.Index) -> np.ndarray:
-    """``values.isin(keys)`` for text, as one Arrow hash lookup: pandas builds a Python object per key
-    first, which is seconds on a million keys. Missing matches missing only if ``keys`` holds it, as in
-    pandas."""
-    array = _arrow_text(values)
-    if array is None:
-        return values.isin(keys).to_numpy(dtype=bool)
-    key_set = pa.array(keys.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
-    found = pc.is_in(array, value_set=key_set)
-    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+def arrow_text(values: pd.Series) -> pa.Array:
+    """Text as one Arrow array (large_string), whatever its storage: no copy if Arrow-backed."""
+    array = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def take_text(values: pa.Array, positions: np.ndarray) -> pd.Series:
+    """``values`` at ``positions`` as a pandas text series (Arrow-backed); missing where a position is -1."""
+    taken = values.take(pa.array(positions, mask=positions < 0)) if len(values) else \
+        pa.nulls(len(positions), type=pa.large_string())
+    return pd.Series(pd.array(taken.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow")))
 
 
 def _arrow_text(values: pd.Series) -> pa.Array | None:
@@ -161,26 +162,30 @@ def clean_text(values: pd.Series, missing: Collection[str] = frozenset()) -> pd.
 
 
 def parse_number(values: pd.Series) -> pd.Series:
-    """Numbers from CRM text: "1,200" -> 1200, "$3.5M" -> 3500000, "n/a", "lots" or "1,2" -> NaN."""
+    """Numbers from CRM text: "1,200" -> 1200, "$3.5M" -> 3500000, "n/a", "lots" or "1,2" -> NaN.
+    ASCII text is read on Arrow (RE2 reads :data:`_NUMBER` as Python's re does on ASCII, and its
+    text-to-float cast rounds as Python's does); other text through re itself, since \\d also
+    matches other scripts' digits there."""
     text = values.astype("string").str.strip().str.replace(" ", "", regex=False)
-    parts = _number_parts(text)
+    array = _ascii_arrow(text)
+    if array is not None:
+        return pd.Series(_arrow_number(array), index=values.index)
+    parts = text.str.extract(_NUMBER)
     number = pd.to_numeric(parts["num"].str.replace(",", "", regex=False), errors="coerce").astype("float64")
     scale = parts["suffix"].str.casefold().map(_SUFFIX).astype("float64").fillna(1.0)
     sign = np.where(parts["sign"].eq("-").fillna(False).astype(bool), -1.0, 1.0)
     return (number * scale * sign).astype("float64").set_axis(values.index)
 
 
-def _number_parts(text: pd.Series) -> pd.DataFrame:
-    """The sign, digits and multiplier of each value as :data:`_NUMBER` reads them (NA where a value
-    is no number, "" or NA where a part is absent). ASCII text goes through Arrow's RE2 engine, which
-    reads the pattern as Python's re does on ASCII; other text through re itself, since \\d also
-    matches other scripts' digits there."""
-    array = _ascii_arrow(text)
-    if array is None:
-        return text.str.extract(_NUMBER)
-    parts = pc.extract_regex(array, "(?i)" + _NUMBER.pattern).flatten()
-    return pd.DataFrame({name: pd.Series(part, dtype="string", index=text.index)
-                         for name, part in zip(("sign", "num", "suffix"), parts, strict=True)})
+def _arrow_number(array: pa.Array) -> np.ndarray:
+    sign, num, suffix = pc.extract_regex(array, "(?i)" + _NUMBER.pattern).flatten()
+    number = pc.cast(pc.replace_substring(num, ",", ""), pa.float64()).to_numpy(zero_copy_only=False)
+    scale = np.ones(len(array))
+    folded = pc.ascii_lower(suffix)
+    for letter, factor in _SUFFIX.items():
+        scale[pc.fill_null(pc.equal(folded, letter), False).to_numpy(zero_copy_only=False)] = factor
+    negative = pc.fill_null(pc.equal(sign, "-"), False).to_numpy(zero_copy_only=False)
+    return number * scale * np.where(negative, -1.0, 1.0)
 
 
 def parse_boolean(values: pd.Series) -> pd.Series:
@@ -209,6 +214,31 @@ def parse_dates(values: pd.Series, fmt: str | None) -> pd.Series:
     return parsed
 
 
+def clean_dates(values: pd.Series, fmt: str | None, missing: Collection[str] = frozenset()
+                ) -> tuple[np.ndarray, pd.Series]:
+    """``parse_dates(clean_text(values, missing), fmt)``, and which values hold text once cleaned.
+    Values written exactly in ``fmt`` are read as they are: cleaning would leave them unchanged, when
+    ``fmt`` itself is clean and no missing token is written in it. Only the rest are cleaned."""
+    exact = _exact_dates(values, fmt) if fmt is not None and not re.search(_UNCLEAN, fmt) else None
+    if exact is not None:
+        width = len(re.sub(r"%[mdHMS]", "00", fmt.replace("%Y", "0000"))) if fmt else 0
+        tokens = [m for m in missing if len(m) == width]
+        if tokens:  # a token spelt as a date is missing, not that date: read it the slow way
+            parsed, rest = exact
+            hit = values.str.casefold().isin(tokens).fillna(False).to_numpy(dtype=bool)
+            exact = parsed, np.union1d(rest, np.flatnonzero(hit))
+    if exact is None:
+        text = clean_text(values, missing)
+        return text.notna().to_numpy(dtype=bool), parse_dates(text, fmt)
+    parsed, rest = exact
+    present = np.ones(len(values), dtype=bool)
+    if len(rest):
+        text = clean_text(values.iloc[rest], missing)
+        present[rest] = text.notna().to_numpy(dtype=bool)
+        parsed.iloc[rest] = parse_dates(text, fmt).to_numpy()
+    return present, parsed
+
+
 def _read_dates(values: pd.Series, fmt: str | None) -> pd.Series:
     text = values.astype("string").str.strip()
     parsed = _utc_naive(pd.to_datetime(text, format=fmt, errors="coerce", utc=True))
@@ -222,62 +252,25 @@ def _read_dates(values: pd.Series, fmt: str | None) -> pd.Series:
     return parsed
 
 
-_DIGITS = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}  # the zero-padded numbers read exactly
 _FIXED_WIDTH = re.compile(r"(?:%[YmdHMS]|[^%])+")
 
 
 def _exact_dates(values: pd.Series, fmt: str | None) -> tuple[pd.Series, np.ndarray] | None:
     """For a format of zero-padded numbers and literal characters with a year, month and day (e.g.
-    "%Y-%m-%d %H:%M:%S"), on Arrow text: the values written exactly in it and naming a real instant,
-    read byte by byte in numpy, as the pandas reading gives them, and the positions of the rest (NaT so
-    far, for the pandas reading: spaces, offsets, other spellings). None: not such a case. This reads
-    millions of timestamps in a fraction of a second; pandas takes seconds."""
+    "%Y-%m-%d %H:%M:%S", each field once), on Arrow text: the values written exactly in it and naming a
+    real instant, read in one compiled pass (:mod:`pipeline.data.fixed_dates`) as the pandas reading
+    gives them, and the positions of the rest (NaT so far, for the pandas reading: spaces, offsets,
+    other spellings). None: not such a case. Millions of timestamps take milliseconds; pandas, seconds."""
     if fmt is None or not _FIXED_WIDTH.fullmatch(fmt) or not fmt.isascii() or \
-            not all(d in fmt for d in ("%Y", "%m", "%d")):
+            not all(fmt.count(d) == 1 for d in ("%Y", "%m", "%d")) or \
+            any(fmt.count(d) > 1 for d in ("%H", "%M", "%S")):
         return None
     array = _arrow_text(values)
     if array is None or not len(array):
         return None
-    pieces = [p for p in re.split(r"(%[YmdHMS])", fmt) if p]
-    width = sum(_DIGITS.get(p, len(p)) for p in pieces)
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
-    buffer = array.buffers()[2]
-    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, np.uint8)
-    ok = (np.diff(offsets) == width) & array.is_valid().to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(ok)
-    if len(rows) == len(array):  # every value has the width: the bytes are one (rows x width) block
-        block = data[offsets[0]:offsets[0] + len(rows) * width].reshape(len(rows), width)
-    else:
-        block = np.empty((len(rows), width), dtype=np.uint8)
-        for lo in range(0, len(rows), 1 << 16):  # gathered a slice at a time: the indices are 8 bytes each
-            starts = offsets[rows[lo:lo + (1 << 16)]]
-            block[lo:lo + len(starts)] = data[starts[:, None] + np.arange(width)]
-    number: dict[str, np.ndarray] = {}
-    good = np.ones(len(rows), dtype=bool)
-    at = 0
-    for piece in pieces:
-        if piece in _DIGITS:
-            value = np.zeros(len(rows), dtype=np.int64)
-            for _ in range(_DIGITS[piece]):
-                digit = block[:, at] - np.uint8(48)  # wraps below "0": any non-digit byte is > 9
-                good &= digit <= 9
-                value = value * 10 + digit
-                at += 1
-            number[piece] = value
-        else:
-            for byte in piece.encode("ascii"):
-                good &= block[:, at] == byte
-                at += 1
-    year, month, day = number["%Y"], number["%m"], number["%d"]
-    hour, minute, second = (number.get(k, np.zeros(len(rows), np.int64)) for k in ("%H", "%M", "%S"))
-    good &= (month >= 1) & (month <= 12) & (hour <= 23) & (minute <= 59) & (second <= 59) & (day >= 1)
-    months = ((year - 1970) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
-    first = months.astype("datetime64[D]").astype(np.int64)
-    good &= day <= (months + 1).astype("datetime64[D]").astype(np.int64) - first
-    micros = np.full(len(array), np.iinfo(np.int64).min, dtype=np.int64)  # int64 min: NaT
-    micros[rows[good]] = (((first + day - 1) * 86400 + hour * 3600 + minute * 60 + second) * 1_000_000)[good]
-    exact = np.zeros(len(array), dtype=bool)
-    exact[rows[good]] = True
+    from pipeline.data import fixed_dates  # compiled on first use: imported only where dates are read
+
+    micros, exact = fixed_dates.read(array, fixed_dates.pattern(fmt))
     return pd.Series(micros.view("datetime64[us]"), index=values.index), np.flatnonzero(~exact)
 
 

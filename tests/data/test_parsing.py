@@ -1,5 +1,6 @@
 """The fast readings of dates and text give what the pandas readings give."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -27,3 +28,30 @@ def test_clean_text_rewrites_only_what_trimming_changes() -> None:
     expected = text.str.strip().str.replace(parsing.WHITESPACE + "+", " ", regex=True)
     expected = expected.mask((expected == "") | (expected.str.casefold() == "n/a"))
     pd.testing.assert_series_equal(parsing.clean_text(text, {"n/a"}), expected)
+
+
+def test_random_fixed_width_dates_read_as_pandas_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(9)
+    n = 4000
+    years = rng.choice([1, 399, 400, 1600, 1700, 1900, 1970, 2000, 2023, 2024, 2100, 2400, 9999], n)
+    fields = [years, rng.integers(0, 14, n), rng.integers(0, 33, n), rng.integers(0, 25, n), rng.integers(0, 61, n),
+              rng.integers(0, 61, n)]
+    values = [f"{y:04d}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}" for y, m, d, h, mi, s in zip(*fields, strict=True)]
+    text = pd.Series(values, dtype="string")
+    fast = {fmt: parsing.parse_dates(text, fmt) for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S ")}
+    monkeypatch.setattr(parsing, "_exact_dates", lambda values, fmt: None)
+    for fmt, parsed in fast.items():
+        pd.testing.assert_series_equal(parsed, parsing.parse_dates(text, fmt))
+    assert 0.3 < fast["%Y-%m-%d %H:%M:%S"].notna().mean() < 0.9  # both readable and unreadable values were met
+
+
+def test_clean_dates_is_clean_text_then_parse_dates() -> None:
+    values = ["2023-01-01 00:07:18", " 2023-01-01 00:07:18", "2023-01-01  00:07:18", "1900-01-01 00:00:00", "n/a",
+              "", None, "2023-02-30 00:00:00", "2023-01-01\t00:07:18", "x"] * 3
+    text = pd.Series(values, dtype="string", index=range(3, 3 + len(values)))
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d  %H:%M:%S", " %Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        for missing in (frozenset(), frozenset({"n/a"}), frozenset({"n/a", "1900-01-01 00:00:00"})):
+            cleaned = parsing.clean_text(text, missing)
+            present, parsed = parsing.clean_dates(text, fmt, missing)
+            np.testing.assert_array_equal(present, cleaned.notna().to_numpy(dtype=bool))
+            pd.testing.assert_series_equal(parsed, parsing.parse_dates(cleaned, fmt))
