@@ -18,7 +18,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import DEFAULT_PARAMS, Settings, load_settings, read_settings, settings_yaml
 from pipeline.errors import LeadscoreError
-from pipeline.runtime import keep_freed_memory
+from pipeline.runtime import keep_freed_memory, lean_memory
 
 log = logging.getLogger("leadscore")
 
@@ -370,7 +370,12 @@ def _configure_logging(*, verbose: bool, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(verbose=args.verbose, quiet=args.quiet)
-    keep_freed_memory()  # one batch command per process: reuse memory rather than fault it in again
+    if args.command == "ingest":
+        # Ingest's limit is its peak, not its page faults: keeping freed memory raised it from 2.3 to
+        # 3.0 GB at 1M leads for no gain in time; jemalloc returns Arrow's freed buffers sooner.
+        lean_memory()
+    else:
+        keep_freed_memory()  # one batch command per process: reuse memory rather than fault it in again
     started = time.perf_counter()
     try:
         if args.command == "inspect":

@@ -81,11 +81,12 @@ from pipeline.data.text_lookup import TextLookup
 from pipeline.errors import DataError
 from pipeline.io.files import atomic_path, write_json
 from pipeline.io.tables import TableReader, spreadsheet_safe
+from pipeline.runtime import return_freed_memory
 
 log = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
-EVENT_CHUNK_ROWS = 1 << 21  # activity rows read and checked at a time (the raw text of one chunk is held)
+EVENT_CHUNK_ROWS = 1 << 20  # activity rows read and checked at a time (the raw text of one chunk is held)
 RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key", "account_key"]
 Reasons = Callable[[pd.DataFrame], pd.Series]
 
@@ -203,6 +204,11 @@ class _Table:
                                           report=self.report))
         self.frame = self.frame.loc[~mask]
         self._pos = self._pos[~mask]
+
+    def keep_raw(self, columns: set[str]) -> None:
+        """Drop the raw text of every other column: once no rule can quarantine a row, the raw rows
+        are read only for joins and display."""
+        self.raw = self.raw[[c for c in self.raw.columns if c in columns]]
 
     def blank(self, name: str, mask: pd.Series, *, why: str) -> None:
         count = int(np.asarray(mask, dtype=bool).sum())
@@ -560,14 +566,13 @@ class _StreamedEvents:
 
 def _in_parallel(check: Callable[[pa.Table], Any], chunks: Iterator[tuple[int, pa.Table]]
                  ) -> Iterator[tuple[int, pa.Table, Any]]:
-    """``check`` of each chunk, in order, two chunks at a time on threads (Arrow, numpy and the date
-    reading release the GIL) while the caller takes the results of a third: at most four chunks are
-    held (one more being read)."""
+    """``check`` of each chunk, in order, two chunks at a time on threads (Arrow, numpy and the
+    compiled passes release the GIL), while the next chunk is read: at most three chunks are held."""
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="events") as pool:
         pending: deque[tuple[int, pa.Table, Future[Any]]] = deque()
         for start, table in chunks:
             pending.append((start, table, pool.submit(check, table)))
-            if len(pending) == 3:
+            if len(pending) == 2:
                 start_, table_, done = pending.popleft()
                 yield start_, table_, done.result()
         while pending:
@@ -702,15 +707,36 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
         log.info("read %s: %d rows (%d malformed lines)", path, len(frame), len(malformed))
 
     infos = {name: field_infos(name, spec) for name, spec in {"primary": primary, **source.lookups}.items()}
-    tables: dict[str, _Table] = {"primary": _primary(*raw["primary"], source, infos["primary"])}
-    for name, spec in source.lookups.items():
-        tables[name] = _lookup(name, *raw[name], spec, source, infos[name])
 
-    if source.events is not None:
-        known = pd.Index(tables[source.events.table].frame["_id"].dropna().unique())
-    activity = (_StreamedEvents(source.path(source.events.file), source.events, source, known)
-                if source.events is not None else None)
+    def checked(name: str) -> _Table:
+        if name == "primary":
+            return _primary(*raw["primary"], source, infos["primary"])
+        return _lookup(name, *raw[name], source.lookups[name], source, infos[name])
+
+    # The activity log needs only the ids of the table it attaches to: that table is checked first,
+    # and the log is read on a thread while the other tables are checked.
+    names = ["primary", *source.lookups]
+    checked_tables: dict[str, _Table] = {}
+    activity: _StreamedEvents | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="activity") as pool:
+        reading: Future[_StreamedEvents] | None = None
+        if source.events is not None:
+            events_spec = source.events
+            checked_tables[events_spec.table] = checked(events_spec.table)
+            known = pd.Index(checked_tables[events_spec.table].frame["_id"].dropna().unique())
+            reading = pool.submit(_StreamedEvents, source.path(events_spec.file), events_spec, source, known)
+        for name in names:
+            if name not in checked_tables:
+                checked_tables[name] = checked(name)
+        activity = reading.result() if reading is not None else None
+    tables = {name: checked_tables[name] for name in names}
+    raw.clear()  # each table holds its own
+    return_freed_memory()  # the activity log's chunks
     clock = _clock(tables, source, declared=clock_at, activity=activity)
+    later = _raw_read_later(source)
+    for name, checked_table in tables.items():  # the last rule has run
+        checked_table.keep_raw({c for table, c in later if table == name})
+    return_freed_memory()
 
     positions = _row_positions(tables, source)  # where each primary row lands in every lookup
     records, report_notes = _denormalise(tables, source, positions)
@@ -752,10 +778,16 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
                           event_accounts=event_accounts, mapping=source,
                           display=_display(tables, source, positions, records["record_id"]), clock=clock)
     _require_rows(result, column=primary.outcome.column, for_training=for_training)
-    record_schema(all_infos).validate(records)
+    record_schema(all_infos).validate(records, inplace=True)
     if events is not None:
-        EVENTS_SCHEMA.validate(events)
+        EVENTS_SCHEMA.validate(events, inplace=True)
     return result
+
+
+def _raw_read_later(source: SourceParams) -> set[tuple[str, str]]:
+    """The (table, column) raw texts read after the rules: join keys and display columns."""
+    later = {(spec.join.table, spec.join.column) for spec in source.lookups.values()}
+    return later | {(shown.table, column) for shown in source.display.fields.values() for column in shown.columns}
 
 
 def _clock(tables: dict[str, _Table], source: SourceParams, *, declared: ExportClock | None,
@@ -960,7 +992,10 @@ def record_schema(infos: list[FieldInfo]) -> pa_schema.DataFrameSchema:
 
 # Keys and types repeat millions of times: they are categoricals, and the type names are checked once each.
 EVENTS_SCHEMA = pa_schema.DataFrameSchema({
-    "event_key": pa_schema.Column("category", nullable=False),
+    # Checked as categorical by a check, not a dtype: pandera copies a categorical dtype's categories
+    # into a tuple one by one, a million keys (1.5 s) at a million leads.
+    "event_key": pa_schema.Column(None, pa_schema.Check(lambda s: isinstance(s.dtype, pd.CategoricalDtype),
+                                                        error="event keys are categorical"), nullable=False),
     "event_type": pa_schema.Column("category", pa_schema.Check(
         lambda s: bool(s.cat.categories.astype("string").str.fullmatch(r"[0-9a-z_]+").all()),
         error="event types are snake_case"), nullable=False),
@@ -983,26 +1018,29 @@ def _used(column: pd.Series) -> pd.Series:
     return column.dropna().astype("string")
 
 
-def _shared_dictionary(columns: list[pd.Series]) -> pd.Index:
+def _shared_dictionary(columns: list[pd.Series]) -> _Dictionary:
     """The distinct values of several key columns, sorted: one dictionary for all of them."""
     values = pd.concat([_used(c) for c in columns], ignore_index=True)
-    return pd.Index(values.unique()).sort_values()
+    return _Dictionary(pd.Index(values.unique()).sort_values())
 
 
-def _categorical(column: pd.Series, categories: pd.Index) -> pd.Series:
-    """``column`` as a categorical over ``categories`` (values outside them missing), its codes found
-    by one Arrow hash lookup (pandas hashes Python strings: seconds per million); a categorical's
-    own categories are looked up, not its rows."""
-    levels = arrow_text(categories.to_series())
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        own = arrow_text(column.cat.categories.to_series())
-        code_of = pc.fill_null(pc.index_in(own, value_set=levels), -1).to_numpy(zero_copy_only=False)
-        codes = np.append(code_of, -1)[column.cat.codes.to_numpy()]
-    else:
-        values = arrow_text(column)
-        codes = pc.fill_null(pc.index_in(values, value_set=levels), -1).to_numpy(zero_copy_only=False)
-    return pd.Series(pd.Categorical.from_codes(codes.astype(np.int32), categories=categories), index=column.index,
-                     name=column.name)
+class _Dictionary:
+    """Categories to encode columns over: their dtype is built, and their texts hashed, once."""
+
+    def __init__(self, categories: pd.Index) -> None:
+        self.dtype = pd.CategoricalDtype(categories)
+        self._lookup = TextLookup(arrow_text(categories.to_series()))
+
+    def encode(self, column: pd.Series) -> pd.Series:
+        """``column`` as a categorical over the categories (values outside them missing); a categorical's
+        own categories are looked up, not its rows."""
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            code_of = self._lookup.positions(arrow_text(column.cat.categories.to_series()))
+            codes = np.append(code_of, -1)[column.cat.codes.to_numpy()]
+        else:
+            codes = self._lookup.positions(arrow_text(column))
+        return pd.Series(pd.Categorical.from_codes(codes.astype(np.int32), dtype=self.dtype), index=column.index,
+                         name=column.name)
 
 
 def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
@@ -1011,6 +1049,7 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     do the files that hold account keys: the features stage then joins them on their codes, without
     hashing a million strings per join (it checks that the dictionaries are equal first). The files
     are written two at a time: Parquet encoding and compression run outside the GIL."""
+    return_freed_memory()  # what reading the export left
     interim_dir.mkdir(parents=True, exist_ok=True)
     records, events, event_accounts = result.records, result.events, result.event_accounts
     key_columns = [records["event_key"]] + ([events["event_key"]] if events is not None else []) + \
@@ -1021,8 +1060,8 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     events_path, accounts_path = interim_dir / EVENTS_FILE, interim_dir / EVENT_ACCOUNTS_FILE
 
     def write_records() -> None:
-        compact = records.assign(event_key=_categorical(records["event_key"], keys),
-                                 account_key=_categorical(records["account_key"], accounts))
+        compact = records.assign(event_key=keys.encode(records["event_key"]),
+                                 account_key=accounts.encode(records["account_key"]))
         with atomic_path(interim_dir / RECORDS_FILE) as tmp:
             compact.to_parquet(tmp, index=False)
 
@@ -1034,8 +1073,8 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
         # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
         types = _used(events["event_type"]).sort_values()
-        compact = events.assign(event_key=_categorical(events["event_key"], keys),
-                                event_type=_categorical(events["event_type"], pd.Index(types)))
+        compact = events.assign(event_key=keys.encode(events["event_key"]),
+                                event_type=_Dictionary(pd.Index(types)).encode(events["event_type"]))
         with atomic_path(events_path) as tmp:
             compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
 
@@ -1043,8 +1082,8 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         if event_accounts is None:
             accounts_path.unlink(missing_ok=True)
             return
-        compact = event_accounts.assign(event_key=_categorical(event_accounts["event_key"], keys),
-                                        account_key=_categorical(event_accounts["account_key"], accounts))
+        compact = event_accounts.assign(event_key=keys.encode(event_accounts["event_key"]),
+                                        account_key=accounts.encode(event_accounts["account_key"]))
         with atomic_path(accounts_path) as tmp:
             compact.to_parquet(tmp, index=False)
 

@@ -114,7 +114,7 @@ def test_case_folding_on_either_engine_is_pythons(storage: str) -> None:
 
 
 def test_interim_keys_become_the_same_categoricals() -> None:
-    from pipeline.data.ingest import _categorical
+    from pipeline.data.ingest import _Dictionary
 
     rng = np.random.default_rng(9)
     words = ["l0001", "l0002", "ж", "", "x y", None]
@@ -122,5 +122,6 @@ def test_interim_keys_become_the_same_categoricals() -> None:
                        index=pd.RangeIndex(5, 3005))
     for levels in (["", "l0001", "l0002", "x y", "ж"], ["l0002"]):
         categories = pd.Index(levels, dtype="string")
-        pd.testing.assert_series_equal(_categorical(column, categories), pd.Series(
-            pd.Categorical(column, categories=categories), index=column.index, name="event_key"))
+        expected = pd.Series(pd.Categorical(column, categories=categories), index=column.index, name="event_key")
+        pd.testing.assert_series_equal(_Dictionary(categories).encode(column), expected)
+        pd.testing.assert_series_equal(_Dictionary(categories).encode(column.astype("category")), expected)
