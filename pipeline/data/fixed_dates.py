@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from pipeline.data.text_lookup import text_buffers
+
 FIELDS = ("%Y", "%m", "%d", "%H", "%M", "%S")
 DIGITS = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}
 NAT = np.iinfo(np.int64).min
@@ -35,10 +37,7 @@ def pattern(fmt: str) -> np.ndarray:
 def read(array: pa.Array, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Microseconds since 1970 of each value of ``array`` (large_string) written exactly in ``slots``
     (NaT elsewhere), and which values those are."""
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
-    buffer = array.buffers()[2]
-    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, np.uint8)
-    valid = array.is_valid().to_numpy(zero_copy_only=False)
+    offsets, data, valid = text_buffers(array)
     micros = np.empty(len(array), dtype=np.int64)
     exact = np.empty(len(array), dtype=np.bool_)
     _read(offsets, data, valid, slots, micros, exact)

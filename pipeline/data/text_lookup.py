@@ -14,8 +14,8 @@ import pyarrow as pa
 from numba import njit
 
 
-def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets, bytes and validity of a text array, as numpy (large_string offsets)."""
+def text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets, bytes and validity of a text array, as numpy (cast to large_string: 8-byte offsets)."""
     array = array.cast(pa.large_string())
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
     buffer = array.buffers()[2]
@@ -27,7 +27,7 @@ class TextLookup:
     """The positions of texts in ``values`` (no missing; a repeated text is found at its first)."""
 
     def __init__(self, values: pa.Array) -> None:
-        self._offsets, self._data, valid = _buffers(values)
+        self._offsets, self._data, valid = text_buffers(values)
         if not valid.all():
             raise ValueError("a lookup's values cannot be missing")
         self._hashes = _hashes(self._offsets, self._data, valid)
@@ -36,7 +36,7 @@ class TextLookup:
 
     def positions(self, texts: pa.Array) -> np.ndarray:
         """The position in ``values`` of each text, -1 where it is not there or missing."""
-        offsets, data, valid = _buffers(texts)
+        offsets, data, valid = text_buffers(texts)
         out = np.empty(len(valid), dtype=np.int64)
         _find(offsets, data, valid, _hashes(offsets, data, valid), self._slots, self._hashes, self._offsets,
               self._data, out)
