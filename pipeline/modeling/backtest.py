@@ -55,11 +55,17 @@ def backtest(features: FeatureSet, *, windows: int, params: TrainParams, split: 
              sufficiency: SufficiencyParams, seed: int, calibration_bins: int) -> list[Window]:
     """The ``windows`` newest windows, oldest first. Needs decision dates: without them there is no
     time order, and it returns no window."""
-    labeled = features.matrix[features.matrix["label"].notna()]
-    as_of = pd.to_datetime(labeled["as_of"])
+    # Row positions, never copies of the closed deals: at 5M leads each copy was gigabytes.
+    matrix = features.matrix
+    labeled = np.flatnonzero(matrix["label"].notna().to_numpy())
+    keys = matrix[["as_of", "record_id"]].iloc[labeled]
+    as_of = pd.to_datetime(keys["as_of"])
     if windows == 0 or as_of.nunique() < 2:
         return []
-    ordered = labeled.assign(_as_of=as_of).sort_values(["_as_of", "record_id"], kind="stable").drop(columns="_as_of")
+    by_time = keys.assign(_as_of=as_of.to_numpy(), _at=labeled).sort_values(["_as_of", "record_id"], kind="stable")
+    ordered = by_time["_at"].to_numpy()  # the closed deals' positions, oldest first
+    del keys, by_time
+    inputs = [c for c in [s.name for s in features.specs] + ["label", "as_of"] if c in matrix.columns]
     n = len(ordered)
     size, valid = round(n * split.test_fraction), round(n * split.valid_fraction)
     fit = n // size if size else 0
@@ -70,9 +76,8 @@ def backtest(features: FeatureSet, *, windows: int, params: TrainParams, split: 
     for k in range(windows):
         end = n - (windows - 1 - k) * size
         start = end - size
-        window = ordered.iloc[start:end]
+        window = matrix[["as_of", "label"]].iloc[ordered[start:end]]
         dates = pd.to_datetime(window["as_of"])
-        known = ordered.iloc[:end]
         base = Window(window=k + 1, train_deals=start, test_from=f"{dates.min():%Y-%m-%d}",
                       test_to=f"{dates.max():%Y-%m-%d}", test_deals=len(window), test_won=int(window["label"].sum()),
                       roc_auc=None, lift_top_10pct=None, ece=None)
@@ -82,12 +87,13 @@ def backtest(features: FeatureSet, *, windows: int, params: TrainParams, split: 
         cut = SplitParams(valid_fraction=valid / end, test_fraction=size / end)
         try:
             with quieted("pipeline.modeling.train", "pipeline.modeling.calibration"):
-                result = train(FeatureSet(known, features.specs), params=params, split=cut, sufficiency=sufficiency,
-                               seed=seed, drift_bins=2)
+                result = train(features, params=params, split=cut, sufficiency=sufficiency, seed=seed, drift_bins=2,
+                               rows=ordered[:end])
         except DataError as exc:  # too few outcomes before this window: say so, and go on
             found.append(dataclasses.replace(base, skipped=str(exc)[:200]))
             continue
-        tested = known[result.split.reindex(known.index).to_numpy() == "test"]
+        # every row of ordered[:end] is closed, so the split is theirs, in that order
+        tested = matrix[inputs].iloc[ordered[:end][result.split.to_numpy() == "test"]]
         x = prepare_matrix(tested, specs=features.specs, levels=result.description["category_levels"])
         raw = np.asarray(result.booster.predict(x, num_iteration=result.best_iteration), dtype=float)
         p = Calibration.from_dict(result.description["calibration"]).apply(raw)

@@ -28,20 +28,20 @@ from pipeline.modeling.baselines import baseline_scores
 from pipeline.modeling.calibration import expected_calibration_error, reliability_curve
 from pipeline.modeling.grades import GRADES, grade, score_points
 from pipeline.modeling.model import LoadedModel
-from pipeline.modeling.split import SPLITS, split_rows
+from pipeline.modeling.split import SPLITS, MatrixSplit
 
 log = logging.getLogger(__name__)
 
 CURVE_POINTS = 101
 
 
-def slices(features: FeatureSet, *, split: SplitParams, seed: int) -> dict[str, pd.DataFrame]:
+def slices(features: FeatureSet, *, split: SplitParams, seed: int,
+           columns: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """train / valid / test: the closed records split exactly as the train stage split them (the
-    test slice is the holdout: the newest, when there are dates)."""
-    labeled = features.matrix[features.matrix["label"].notna()]
-    slice_of, _ = split_rows(labeled, valid_fraction=split.valid_fraction, test_fraction=split.test_fraction,
-                             seed=seed)
-    return {name: labeled[slice_of == name] for name in SPLITS}
+    test slice is the holdout: the newest, when there are dates); every column, or only ``columns``."""
+    parts = MatrixSplit(features.matrix, valid_fraction=split.valid_fraction, test_fraction=split.test_fraction,
+                        seed=seed)
+    return {name: parts.rows(name, columns) for name in SPLITS}
 
 
 class RankedScores:

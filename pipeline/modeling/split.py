@@ -56,3 +56,30 @@ def _newest(as_of: np.ndarray, record_id: pd.Series, k: int) -> np.ndarray:
     ids = pa.array(record_id.iloc[tied].astype("string"), type=pa.large_string())
     by_id = pc.sort_indices(ids).to_numpy()  # ascending: the largest ids are the newest among the tied
     return np.concatenate([newer, tied[by_id[len(tied) - (k - len(newer)):]]])
+
+
+class MatrixSplit:
+    """The closed records of a feature matrix split as :func:`split_rows` splits them, held as row
+    positions: each slice is taken from the matrix once, on demand, never through a copy of every
+    closed row (at 5M leads such a copy was gigabytes)."""
+
+    KEYS = ("record_id", "as_of", "label")
+
+    def __init__(self, matrix: pd.DataFrame, *, valid_fraction: float, test_fraction: float, seed: int,
+                 rows: np.ndarray | None = None) -> None:
+        """``rows``: only the matrix's rows at these positions, in this order (default: every row)."""
+        self.matrix = matrix
+        labeled = matrix["label"].notna().to_numpy()
+        self.positions = np.flatnonzero(labeled) if rows is None else rows[labeled[rows]]
+        self.keys = matrix[list(self.KEYS)].iloc[self.positions]  # the closed records' split keys only
+        self.slice_of, self.method = split_rows(self.keys, valid_fraction=valid_fraction,
+                                                test_fraction=test_fraction, seed=seed)
+
+    def positions_of(self, name: str) -> np.ndarray:
+        """The matrix's row positions of slice ``name``, in matrix order."""
+        return self.positions[(self.slice_of == name).to_numpy()]
+
+    def rows(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The matrix's rows of slice ``name`` (all columns, or ``columns``), in matrix order."""
+        frame = self.matrix if columns is None else self.matrix[columns]
+        return frame.iloc[self.positions_of(name)]

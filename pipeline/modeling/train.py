@@ -28,7 +28,7 @@ from pipeline.modeling.drift import reference_profile
 from pipeline.modeling.gates import require_enough_outcomes
 from pipeline.modeling.grades import score_points
 from pipeline.modeling.model import category_levels, model_version, prepare_matrix
-from pipeline.modeling.split import SPLIT_STRATIFIED, SPLITS, split_rows
+from pipeline.modeling.split import SPLIT_STRATIFIED, SPLITS, MatrixSplit
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,21 @@ def lgb_params(params: TrainParams, *, seed: int) -> dict[str, Any]:
     }
 
 
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 of a frame's values, independent of how it was stored on disk."""
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes() + ",".join(map(str, frame.columns)).encode()).hexdigest()
+def data_fingerprint(frame: pd.DataFrame, rows: np.ndarray | None = None) -> str:
+    """sha256 of a frame's values (of the rows at positions ``rows``, when given), independent of how
+    it was stored on disk: that of ``pd.util.hash_pandas_object(frame.iloc[rows], index=False)``,
+    built a column at a time so the rows are never copied as a whole frame."""
+    # Each row's hash combines its columns' hashes as pandas does (CPython's tuple hash).
+    out = np.full(len(frame) if rows is None else len(rows), 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    for i in range(len(frame.columns)):
+        column = frame.iloc[:, i]
+        column = column if rows is None else column.iloc[rows]
+        out ^= pd.util.hash_pandas_object(column, index=False).to_numpy()
+        out *= mult
+        mult += np.uint64(82520 + 2 * (len(frame.columns) - i))
+    out += np.uint64(97531)
+    return hashlib.sha256(out.tobytes() + ",".join(map(str, frame.columns)).encode()).hexdigest()
 
 
 def _split_summary(labeled: pd.DataFrame, split: pd.Series) -> dict[str, Any]:
@@ -98,31 +109,39 @@ def typical_won_values(x: pd.DataFrame, y: np.ndarray, specs: list[FeatureSpec])
 
 
 def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, sufficiency: SufficiencyParams,
-          seed: int, drift_bins: int) -> TrainResult:
+          seed: int, drift_bins: int, rows: np.ndarray | None = None) -> TrainResult:
     """Fit LightGBM on the oldest closed deals, early-stopping on the next slice, then calibrate its
     probabilities on that slice. The metadata keeps the training rows' distribution of every feature
-    and of the score (``drift_bins`` bins each), for the drift report at scoring."""
-    labeled = features.matrix[features.matrix["label"].notna()]
-    slices, method = split_rows(labeled, valid_fraction=split.valid_fraction, test_fraction=split.test_fraction,
-                                seed=seed)
+    and of the score (``drift_bins`` bins each), for the drift report at scoring. ``rows``: train on
+    the matrix's rows at these positions only, as if they were the whole matrix in that order."""
+    parts = MatrixSplit(features.matrix, valid_fraction=split.valid_fraction, test_fraction=split.test_fraction,
+                        seed=seed, rows=rows)
+    method, slices = parts.method, parts.slice_of
     if method == SPLIT_STRATIFIED:
         log.warning("the export has no decision dates: split at random (stratified, seed %d) instead of by time; "
                     "holdout figures may be optimistic if the data drifts over time", seed)
-    summary = _split_summary(labeled, slices)
+    summary = _split_summary(parts.keys, slices)
     require_enough_outcomes(summary, sufficiency)
 
-    train_rows, valid_rows = labeled[slices == "train"], labeled[slices == "valid"]
+    # Only the model's inputs of each slice are taken from the matrix (which stays the caller's).
+    inputs = [c for c in [s.name for s in features.specs] + ["label"] if c in features.matrix.columns]
+    train_rows = parts.rows("train", inputs)
     levels = category_levels(train_rows, features.specs)
     x_train = prepare_matrix(train_rows, specs=features.specs, levels=levels)
-    x_valid = prepare_matrix(valid_rows, specs=features.specs, levels=levels)
     y_train = train_rows["label"].to_numpy()
+    del train_rows
+    train_sha256 = data_fingerprint(features.matrix, parts.positions_of("train"))
+    valid_rows = parts.rows("valid", inputs)
+    x_valid = prepare_matrix(valid_rows, specs=features.specs, levels=levels)
+    y_valid = valid_rows["label"].to_numpy(dtype=int)
+    del valid_rows, parts
     weight = None
     if params.class_weight == "balanced":  # won deals weigh lost/won: both outcomes count equally in the loss
         weight = np.where(y_train == 1, (y_train == 0).sum() / max((y_train == 1).sum(), 1), 1.0)
     # Tuning varies min_data_in_leaf on one Dataset, which LightGBM allows only without its pre-filter.
     binning = {"feature_pre_filter": False} if params.tuning_trials else None
     dtrain = lgb.Dataset(x_train, label=y_train, weight=weight, free_raw_data=False, params=binning)
-    dvalid = lgb.Dataset(x_valid, label=valid_rows["label"].to_numpy(), reference=dtrain, params=binning)
+    dvalid = lgb.Dataset(x_valid, label=y_valid.astype(float), reference=dtrain, params=binning)
 
     def fit(candidate: TrainParams, dtrain: lgb.Dataset, dvalid: lgb.Dataset) -> lgb.Booster:
         return lgb.train(lgb_params(candidate, seed=seed), dtrain, num_boost_round=candidate.num_boost_round,
@@ -136,12 +155,11 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
         params, tuning = tune(params, dtrain, dvalid, fit=fit, seed=seed)
     booster = fit(params, dtrain, dvalid)
     best = booster.best_iteration or params.num_boost_round
-    y_valid = valid_rows["label"].to_numpy(dtype=int)
     p_valid = np.asarray(booster.predict(x_valid, num_iteration=best), dtype=float)
     valid_auc = float(roc_auc_score(y_valid, p_valid))
     calibration = fit_calibration(y_valid, p_valid, method=params.calibration, seed=seed)
     log.info("trained %d trees (early stopping); validation ROC AUC %.4f on %d deals; calibration: %s",
-             best, valid_auc, len(valid_rows), calibration.method)
+             best, valid_auc, len(y_valid), calibration.method)
     train_scores = score_points(calibration.apply(np.asarray(booster.predict(x_train, num_iteration=best),
                                                              dtype=float)))
     description = {
@@ -158,7 +176,7 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
         "calibration": calibration.as_dict(),
         "typical_won": typical_won_values(x_train, y_train, features.specs),
         "drift_reference": reference_profile(x_train, features.specs, train_scores, bins=drift_bins),
-        "train_data_sha256": data_fingerprint(train_rows),
+        "train_data_sha256": train_sha256,
         "recipe": features.recipe,
     }
     return TrainResult(booster=booster, best_iteration=best, description=description, split=slices)

@@ -35,8 +35,9 @@ from pipeline.mlops.promotion import decide
 from pipeline.mlops.tracking import Store, log_evaluation
 from pipeline.modeling.backtest import backtest, backtest_summary, backtest_table
 from pipeline.modeling.grades import grade, score_points
-from pipeline.modeling.metrics import Evaluation, evaluate, holdout_figures, model_verdict, slices, verdict
+from pipeline.modeling.metrics import Evaluation, evaluate, holdout_figures, model_verdict, verdict
 from pipeline.modeling.model import check_features_match, load_model
+from pipeline.modeling.split import MatrixSplit
 from pipeline.reporting.model_card import card_contents, write_model_card
 from pipeline.reporting.plots import render_plots, render_shap_summary
 from pipeline.scoring.routing import next_steps
@@ -111,10 +112,14 @@ def run(settings: Settings) -> Evaluation:
     check_features_match(model, features)
     store = Store.of(settings.registry, source=settings.source, mlflow_db=paths.mlflow_db)
     registry.aliased(store)  # the registry reached before the holdout is scored: an unreachable one fails in seconds
-    parts = slices(features, split=settings.split, seed=settings.seed)
-    test = parts["test"]
+    parts = MatrixSplit(features.matrix, valid_fraction=settings.split.valid_fraction,
+                        test_fraction=settings.split.test_fraction, seed=settings.seed)
+    test = parts.rows("test")
+    # the baselines read only the features and the outcome of the training slice
+    train = parts.rows("train", [c for c in [s.name for s in model.specs] + ["label"] if c in features.matrix])
     evaluation = evaluate(model, test, params=settings.evaluate, seed=settings.seed,
-                          grade_bands=settings.grades.bands, train=parts["train"])
+                          grade_bands=settings.grades.bands, train=train)
+    del train, parts
     metrics = evaluation.metrics
     windows = backtest(features, windows=settings.evaluate.backtest_windows, params=settings.train,
                        split=settings.split, sufficiency=settings.sufficiency, seed=settings.seed,

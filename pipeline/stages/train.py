@@ -43,6 +43,11 @@ def run(settings: Settings) -> ModelMeta:
     features = read_feature_set(settings.paths.features)
     result = train(features, params=settings.train, split=settings.split, sufficiency=settings.sufficiency,
                    seed=settings.seed, drift_bins=settings.drift.bins)
+    # What the rest needs of the matrix, taken now: the matrix is let go before the registry work.
+    outcomes = closed_outcomes(slices(features, split=settings.split, seed=settings.seed,
+                                      columns=["record_id", "label"]))
+    example = features.matrix.head(5).copy()
+    del features
     # The params this stage reads: the model's fingerprint and what its MLflow run shows. Those of the
     # stages before it shaped the training rows, whose own sha256 the metadata holds.
     params = {"seed": settings.seed, "split": settings.split.model_dump(mode="json"),
@@ -50,7 +55,6 @@ def run(settings: Settings) -> ModelMeta:
               "sufficiency": settings.sufficiency.model_dump(mode="json"), "drift": {"bins": settings.drift.bins}}
     meta = save_model(result, settings.paths.models, params_sha256=fingerprint(params))
     store = Store.of(settings.registry, source=settings.source, mlflow_db=settings.paths.mlflow_db)
-    outcomes = closed_outcomes(slices(features, split=settings.split, seed=settings.seed))
     change = new_outcomes(store, outcomes)
     log.info("trained on %s", change.sentence())
     provenance = record(meta.model_sha256, outcomes=change)
@@ -64,7 +68,7 @@ def run(settings: Settings) -> ModelMeta:
                                 templates=settings.score.templates, routing=settings.score.routing,
                                 shap=settings.score.shap)
     with tempfile.TemporaryDirectory(prefix="leadscore-pyfunc-") as tmp:
-        served = package(models, score=served_params, grades=settings.grades, example=features.matrix.head(5),
+        served = package(models, score=served_params, grades=settings.grades, example=example,
                          workdir=Path(tmp))
         log_training_run(store, meta=meta, provenance=provenance, served=served, models_dir=models, params=params,
                          bundle=bundle, outcomes=outcomes)

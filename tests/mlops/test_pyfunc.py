@@ -106,7 +106,9 @@ def served(project) -> Iterator[str]:
     """`mlflow models serve -m models:/<name>@champion` on a free local port."""
     settings, store = project
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
+    # mlflow starts the server with a bare `uvicorn`: the venv's own, whether or not the venv is activated
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = settings.paths.scores.parent / "serve.log"
     with log.open("w") as out:
         server = subprocess.Popen(

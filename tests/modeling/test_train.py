@@ -1,13 +1,16 @@
 """Training: byte-identical models for the same data and params, the data-sufficiency gate, seeded tuning."""
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.contracts.features import FeatureSet
 from pipeline.contracts.files import MODEL_FILE, MODEL_META_FILE
 from pipeline.errors import DataError
-from pipeline.modeling.train import save_model
+from pipeline.modeling.train import data_fingerprint, save_model
 from tests.conftest import PARAMS_SHA256, train_on
 
 
@@ -37,3 +40,26 @@ def test_optuna_tuning_is_seeded_starts_from_the_given_params_and_uses_validatio
     assert tuning["best_valid_auc"] >= tuning["given_params_valid_auc"]  # trial 0 is params.yaml's own
     assert first.description["lightgbm_params"]["num_leaves"] == tuning["best_params"]["num_leaves"]
     assert first.description["valid_auc"] == pytest.approx(tuning["best_valid_auc"], abs=1e-6)
+
+
+def test_the_training_rows_fingerprint_is_pandas_hash_of_the_rows_built_column_by_column() -> None:
+    rng = np.random.default_rng(3)
+    n = 500
+    frame = pd.DataFrame({
+        "record_id": [f"L{i:05d}" for i in range(n)],
+        "as_of": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
+        "amount": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+        "events": rng.integers(0, 9, n),
+        "region": pd.Categorical(rng.choice(np.array(["north", "south", None], dtype=object), n)),
+        "title": pd.Series(rng.choice(np.array(["CFO", "VP Sales", None], dtype=object), n), dtype="str"),
+        "label": rng.integers(0, 2, n).astype(float),
+    })
+    rows = np.sort(rng.choice(n, 300, replace=False))
+
+    def whole(f: pd.DataFrame) -> str:  # the fingerprint as pandas computes it over a frame
+        hashed = pd.util.hash_pandas_object(f, index=False).to_numpy()
+        return hashlib.sha256(hashed.tobytes() + ",".join(map(str, f.columns)).encode()).hexdigest()
+
+    assert data_fingerprint(frame) == whole(frame)
+    assert data_fingerprint(frame, rows) == whole(frame.iloc[rows]) == data_fingerprint(frame.iloc[rows])
+    assert data_fingerprint(frame, rows[1:]) != data_fingerprint(frame, rows)
