@@ -400,6 +400,9 @@ class EvaluateParams(_Section):
     confidence: float = Field(0.95, gt=0, lt=1)
     calibration_bins: int = Field(10, ge=2, le=100)
     backtest_windows: int = Field(4, ge=0, le=24)  # rolling-origin windows of the holdout's size; 0: none
+    # the logistic baseline is fitted on a seeded sample of at most this many training deals (0: all);
+    # its ranking is settled long before, and its inputs grow with the rows (evaluate's peak at 1M leads)
+    baseline_max_rows: int = Field(500_000, ge=0, le=1_000_000_000)
 
     @model_validator(mode="after")
     def _fractions_in_range(self) -> EvaluateParams:

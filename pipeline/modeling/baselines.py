@@ -32,11 +32,12 @@ NB_MAX_BINS = 10          # quantile bins per numeric field (fewer where values 
 
 
 def baseline_scores(train: pd.DataFrame, test: pd.DataFrame, specs: list[FeatureSpec], *,
-                    seed: int) -> dict[str, np.ndarray]:
+                    seed: int, max_rows: int = 0) -> dict[str, np.ndarray]:
     """name -> probability-like score for each row of ``test`` (same order), for every baseline in
     :data:`BASELINES` that applies: ``framework_points`` only with a spec of that name, and
     ``logistic_regression`` only with at least one feature. Training rows without a label (open
-    records) are ignored; only the columns named by ``specs`` are read."""
+    records) are ignored; only the columns named by ``specs`` are read. ``max_rows`` (0: no limit):
+    the logistic regression is fitted on a seeded sample of at most that many training rows."""
     labeled = train[train["label"].notna()]
     y = labeled["label"].to_numpy(dtype=float) == 1.0
     if y.all() or not y.any():
@@ -44,7 +45,13 @@ def baseline_scores(train: pd.DataFrame, test: pd.DataFrame, specs: list[Feature
         raise ValueError(f"baselines need won and lost records in the training slice; it holds {held}")
     scores = {"base_rate": np.full(len(test), y.mean())}
     if specs:
-        scores["logistic_regression"] = _logistic_regression(labeled, test, specs, y=y, seed=seed)
+        fitted, y_fitted = labeled, y
+        if 0 < max_rows < len(labeled):
+            rows = np.sort(np.random.default_rng(seed).choice(len(labeled), max_rows, replace=False))
+            fitted, y_fitted = labeled.iloc[rows], y[rows]
+            log.info("logistic regression baseline fitted on a seeded sample of %d of the %d training deals "
+                     "(evaluate.baseline_max_rows)", max_rows, len(labeled))
+        scores["logistic_regression"] = _logistic_regression(fitted, test, specs, y=y_fitted, seed=seed)
     if any(s.name == FRAMEWORK_POINTS for s in specs):
         scores[FRAMEWORK_POINTS] = _points_win_rate(labeled[FRAMEWORK_POINTS], y, test[FRAMEWORK_POINTS])
     scores["naive_bayes"] = _naive_bayes(labeled, test, specs, y=y)

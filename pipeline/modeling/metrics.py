@@ -201,7 +201,7 @@ def evaluate(model: LoadedModel, test: pd.DataFrame, *, params: EvaluateParams, 
     metrics["calibration"] = model.calibration.method
     metrics["conversion_by_grade"] = conversion_by_grade(y, p, grade_bands)
     if train is not None:
-        scores = baseline_scores(train, test, model.specs, seed=seed)
+        scores = baseline_scores(train, test, model.specs, seed=seed, max_rows=params.baseline_max_rows)
         metrics["baselines"] = {}
         for name, s in scores.items():
             b_low, b_high = bootstrap_auc(y, s, rounds=params.bootstrap_rounds, confidence=params.confidence, seed=seed)

@@ -159,3 +159,19 @@ def test_pandas_str_text_with_nan_scores_like_object_text_with_none(train, test_
     from_object = baseline_scores(as_object["train"], as_object["test"], SPECS, seed=0)
     for name in from_str:
         np.testing.assert_allclose(from_object[name], from_str[name], rtol=0, atol=1e-12)
+
+
+def test_past_max_rows_the_logistic_baseline_fits_a_seeded_sample_and_the_counts_use_every_row(
+        train, test_frame) -> None:
+    whole = baseline_scores(train, test_frame, SPECS, seed=5)
+    capped = baseline_scores(train, test_frame, SPECS, seed=5, max_rows=600)
+    rows = np.sort(np.random.default_rng(5).choice(len(train), 600, replace=False))
+    sample = baseline_scores(train.iloc[rows], test_frame, SPECS, seed=5)
+    np.testing.assert_array_equal(capped["logistic_regression"], sample["logistic_regression"])
+    assert not np.array_equal(capped["logistic_regression"], whole["logistic_regression"])
+    for name in ("base_rate", "framework_points", "naive_bayes"):  # counts over every training row
+        np.testing.assert_array_equal(capped[name], whole[name])
+    y = test_frame["label"].to_numpy()
+    assert roc_auc_score(y, capped["logistic_regression"]) > 0.75  # a sample still finds the signal
+    np.testing.assert_array_equal(baseline_scores(train, test_frame, SPECS, seed=5, max_rows=len(train))
+                                  ["logistic_regression"], whole["logistic_regression"])
