@@ -23,7 +23,7 @@ from pipeline.errors import DataError
 from pipeline.modeling.calibration import Calibration, expected_calibration_error
 from pipeline.modeling.metrics import lift_at
 from pipeline.modeling.model import prepare_matrix
-from pipeline.modeling.train import train
+from pipeline.modeling.train import predict_rows, train
 from pipeline.runtime import quieted
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,14 @@ def backtest(features: FeatureSet, *, windows: int, params: TrainParams, split: 
         try:
             with quieted("pipeline.modeling.train", "pipeline.modeling.calibration"):
                 result = train(features, params=params, split=cut, sufficiency=sufficiency, seed=seed, drift_bins=2,
-                               rows=ordered[:end])
+                               rows=ordered[:end], describe=False)
         except DataError as exc:  # too few outcomes before this window: say so, and go on
             found.append(dataclasses.replace(base, skipped=str(exc)[:200]))
             continue
         # every row of ordered[:end] is closed, so the split is theirs, in that order
         tested = matrix[inputs].iloc[ordered[:end][result.split.to_numpy() == "test"]]
         x = prepare_matrix(tested, specs=features.specs, levels=result.description["category_levels"])
-        raw = np.asarray(result.booster.predict(x, num_iteration=result.best_iteration), dtype=float)
+        raw = predict_rows(result.booster, x, num_iteration=result.best_iteration)
         p = Calibration.from_dict(result.description["calibration"]).apply(raw)
         y = tested["label"].to_numpy(dtype=int)
         mixed = 0 < y.sum() < len(y)

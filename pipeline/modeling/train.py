@@ -108,12 +108,25 @@ def typical_won_values(x: pd.DataFrame, y: np.ndarray, specs: list[FeatureSpec])
     return out
 
 
+PREDICT_ROWS = 1 << 18  # rows LightGBM predicts at a time: it copies its input into one float matrix
+
+
+def predict_rows(booster: lgb.Booster, x: pd.DataFrame, *, num_iteration: int) -> np.ndarray:
+    """``booster.predict(x)``, a slice of rows at a time (each row's prediction is its own, so the
+    same values): the float copy LightGBM makes of its input stays bounded (1.8 GB at 5M leads)."""
+    parts = [np.asarray(booster.predict(x.iloc[at:at + PREDICT_ROWS], num_iteration=num_iteration), dtype=float)
+             for at in range(0, len(x), PREDICT_ROWS)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, sufficiency: SufficiencyParams,
-          seed: int, drift_bins: int, rows: np.ndarray | None = None) -> TrainResult:
+          seed: int, drift_bins: int, rows: np.ndarray | None = None, describe: bool = True) -> TrainResult:
     """Fit LightGBM on the oldest closed deals, early-stopping on the next slice, then calibrate its
     probabilities on that slice. The metadata keeps the training rows' distribution of every feature
     and of the score (``drift_bins`` bins each), for the drift report at scoring. ``rows``: train on
-    the matrix's rows at these positions only, as if they were the whole matrix in that order."""
+    the matrix's rows at these positions only, as if they were the whole matrix in that order.
+    ``describe=False`` (the backtest's models, never saved): no typical values, drift reference or
+    training fingerprint, which would cost a prediction over every training row."""
     parts = MatrixSplit(features.matrix, valid_fraction=split.valid_fraction, test_fraction=split.test_fraction,
                         seed=seed, rows=rows)
     method, slices = parts.method, parts.slice_of
@@ -130,7 +143,7 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
     x_train = prepare_matrix(train_rows, specs=features.specs, levels=levels)
     y_train = train_rows["label"].to_numpy()
     del train_rows
-    train_sha256 = data_fingerprint(features.matrix, parts.positions_of("train"))
+    train_sha256 = data_fingerprint(features.matrix, parts.positions_of("train")) if describe else None
     valid_rows = parts.rows("valid", inputs)
     x_valid = prepare_matrix(valid_rows, specs=features.specs, levels=levels)
     y_valid = valid_rows["label"].to_numpy(dtype=int)
@@ -155,13 +168,11 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
         params, tuning = tune(params, dtrain, dvalid, fit=fit, seed=seed)
     booster = fit(params, dtrain, dvalid)
     best = booster.best_iteration or params.num_boost_round
-    p_valid = np.asarray(booster.predict(x_valid, num_iteration=best), dtype=float)
+    p_valid = predict_rows(booster, x_valid, num_iteration=best)
     valid_auc = float(roc_auc_score(y_valid, p_valid))
     calibration = fit_calibration(y_valid, p_valid, method=params.calibration, seed=seed)
     log.info("trained %d trees (early stopping); validation ROC AUC %.4f on %d deals; calibration: %s",
              best, valid_auc, len(y_valid), calibration.method)
-    train_scores = score_points(calibration.apply(np.asarray(booster.predict(x_train, num_iteration=best),
-                                                             dtype=float)))
     description = {
         "features": features.specs,
         "category_levels": levels,
@@ -174,11 +185,15 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
         "class_weight": params.class_weight,
         "tuning": tuning,
         "calibration": calibration.as_dict(),
-        "typical_won": typical_won_values(x_train, y_train, features.specs),
-        "drift_reference": reference_profile(x_train, features.specs, train_scores, bins=drift_bins),
-        "train_data_sha256": train_sha256,
         "recipe": features.recipe,
     }
+    if describe:
+        train_scores = score_points(calibration.apply(predict_rows(booster, x_train, num_iteration=best)))
+        description |= {
+            "typical_won": typical_won_values(x_train, y_train, features.specs),
+            "drift_reference": reference_profile(x_train, features.specs, train_scores, bins=drift_bins),
+            "train_data_sha256": train_sha256,
+        }
     return TrainResult(booster=booster, best_iteration=best, description=description, split=slices)
 
 

@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pipeline.modeling.train as training
 from pipeline.contracts.features import FeatureSet
 from pipeline.contracts.files import MODEL_FILE, MODEL_META_FILE
 from pipeline.errors import DataError
-from pipeline.modeling.train import data_fingerprint, save_model
+from pipeline.modeling.model import prepare_matrix
+from pipeline.modeling.train import data_fingerprint, predict_rows, save_model
 from tests.conftest import PARAMS_SHA256, train_on
 
 
@@ -63,3 +65,24 @@ def test_the_training_rows_fingerprint_is_pandas_hash_of_the_rows_built_column_b
     assert data_fingerprint(frame) == whole(frame)
     assert data_fingerprint(frame, rows) == whole(frame.iloc[rows]) == data_fingerprint(frame.iloc[rows])
     assert data_fingerprint(frame, rows[1:]) != data_fingerprint(frame, rows)
+
+
+def test_predictions_a_slice_of_rows_at_a_time_are_those_of_one_predict(small, small_model, monkeypatch) -> None:
+    x = prepare_matrix(small.features.matrix, specs=small.features.specs,
+                       levels=small_model.description["category_levels"])
+    whole = small_model.booster.predict(x, num_iteration=small_model.best_iteration)
+    monkeypatch.setattr(training, "PREDICT_ROWS", 97)  # many slices, the last one short
+    np.testing.assert_array_equal(predict_rows(small_model.booster, x, num_iteration=small_model.best_iteration),
+                                  whole)
+    assert len(x) > 3 * 97 and len(x) % 97
+
+
+def test_a_backtest_model_is_the_same_model_without_the_training_profile(small, small_model) -> None:
+    settings = small.settings
+    lean = training.train(small.features, params=settings.train, split=settings.split,
+                          sufficiency=settings.sufficiency, seed=settings.seed, drift_bins=settings.drift.bins,
+                          describe=False)
+    assert lean.booster.model_to_string() == small_model.booster.model_to_string()
+    assert lean.description["calibration"] == small_model.description["calibration"]
+    assert not {"typical_won", "drift_reference", "train_data_sha256"} & set(lean.description)
+    assert {"typical_won", "drift_reference", "train_data_sha256"} <= set(small_model.description)
