@@ -370,10 +370,11 @@ def _configure_logging(*, verbose: bool, quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(verbose=args.verbose, quiet=args.quiet)
-    if args.command in ("ingest", "generate"):
+    if args.command in ("ingest", "generate", "evaluate"):
         # Their limit is the peak, not page faults: keeping freed memory raised ingest's from 2.3 to
-        # 3.0 GB at 1M leads for no gain in time, generate's from 2.1 to 2.6 GB (11.6 GB at 5M leads);
-        # jemalloc returns Arrow's freed buffers sooner.
+        # 3.0 GB at 1M leads for no gain in time, generate's from 2.1 to 2.6 GB (11.6 GB at 5M leads),
+        # evaluate's, whose four backtest trainings each leave their freed memory behind, to 12.9 GB at
+        # 5M; jemalloc returns Arrow's freed buffers sooner.
         lean_memory()
     else:
         keep_freed_memory()  # one batch command per process: reuse memory rather than fault it in again
