@@ -23,6 +23,7 @@ from pipeline.errors import DataError
 from pipeline.modeling.calibration import Calibration, expected_calibration_error
 from pipeline.modeling.metrics import lift_at
 from pipeline.modeling.model import prepare_matrix
+from pipeline.modeling.split import model_columns
 from pipeline.modeling.train import predict_rows, train
 from pipeline.runtime import quieted
 
@@ -65,7 +66,7 @@ def backtest(features: FeatureSet, *, windows: int, params: TrainParams, split: 
     by_time = keys.assign(_as_of=as_of.to_numpy(), _at=labeled).sort_values(["_as_of", "record_id"], kind="stable")
     ordered = by_time["_at"].to_numpy()  # the closed deals' positions, oldest first
     del keys, by_time
-    inputs = [c for c in [s.name for s in features.specs] + ["label", "as_of"] if c in matrix.columns]
+    inputs = model_columns(matrix, [s.name for s in features.specs], "label")
     n = len(ordered)
     size, valid = round(n * split.test_fraction), round(n * split.valid_fraction)
     fit = n // size if size else 0

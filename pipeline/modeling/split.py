@@ -76,10 +76,16 @@ class MatrixSplit:
                                                 test_fraction=test_fraction, seed=seed)
 
     def positions_of(self, name: str) -> np.ndarray:
-        """The matrix's row positions of slice ``name``, in matrix order."""
+        """The matrix's row positions of slice ``name``, in matrix order (or in the order of ``rows``)."""
         return self.positions[(self.slice_of == name).to_numpy()]
 
     def rows(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """The matrix's rows of slice ``name`` (all columns, or ``columns``), in matrix order."""
+        """The matrix's rows of slice ``name`` (all columns, or ``columns``), in :meth:`positions_of` order."""
         frame = self.matrix if columns is None else self.matrix[columns]
         return frame.iloc[self.positions_of(name)]
+
+
+def model_columns(matrix: pd.DataFrame, names: list[str], *extra: str) -> list[str]:
+    """``names`` (the model's features) and ``extra``, those the matrix has: what a slice is taken
+    with when only the model's inputs are read (a missing feature is then reported by prepare_matrix)."""
+    return [c for c in [*names, *extra] if c in matrix.columns]

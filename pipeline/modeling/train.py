@@ -28,7 +28,7 @@ from pipeline.modeling.drift import reference_profile
 from pipeline.modeling.gates import require_enough_outcomes
 from pipeline.modeling.grades import score_points
 from pipeline.modeling.model import category_levels, model_version, prepare_matrix
-from pipeline.modeling.split import SPLIT_STRATIFIED, SPLITS, MatrixSplit
+from pipeline.modeling.split import SPLIT_STRATIFIED, SPLITS, MatrixSplit, model_columns
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def train(features: FeatureSet, *, params: TrainParams, split: SplitParams, suff
     require_enough_outcomes(summary, sufficiency)
 
     # Only the model's inputs of each slice are taken from the matrix (which stays the caller's).
-    inputs = [c for c in [s.name for s in features.specs] + ["label"] if c in features.matrix.columns]
+    inputs = model_columns(features.matrix, [s.name for s in features.specs], "label")
     train_rows = parts.rows("train", inputs)
     levels = category_levels(train_rows, features.specs)
     x_train = prepare_matrix(train_rows, specs=features.specs, levels=levels)

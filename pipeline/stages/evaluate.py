@@ -37,7 +37,7 @@ from pipeline.modeling.backtest import backtest, backtest_summary, backtest_tabl
 from pipeline.modeling.grades import grade, score_points
 from pipeline.modeling.metrics import Evaluation, evaluate, holdout_figures, model_verdict, verdict
 from pipeline.modeling.model import check_features_match, load_model
-from pipeline.modeling.split import MatrixSplit
+from pipeline.modeling.split import MatrixSplit, model_columns
 from pipeline.reporting.model_card import card_contents, write_model_card
 from pipeline.reporting.plots import render_plots, render_shap_summary
 from pipeline.scoring.routing import next_steps
@@ -116,7 +116,7 @@ def run(settings: Settings) -> Evaluation:
                         test_fraction=settings.split.test_fraction, seed=settings.seed)
     test = parts.rows("test")
     # the baselines read only the features and the outcome of the training slice
-    train = parts.rows("train", [c for c in [s.name for s in model.specs] + ["label"] if c in features.matrix])
+    train = parts.rows("train", model_columns(features.matrix, [s.name for s in model.specs], "label"))
     evaluation = evaluate(model, test, params=settings.evaluate, seed=settings.seed,
                           grade_bands=settings.grades.bands, train=train)
     del train, parts
