@@ -65,22 +65,63 @@ def _as_us(values: np.ndarray | pd.Series) -> np.ndarray:
     return array[~np.isnat(array)].astype(np.int64)
 
 
-def export_clock(dates: list[np.ndarray | pd.Series], *, params: ClockParams) -> ExportClock | None:
+@dataclass(frozen=True)
+class DateCounts:
+    """Dates as the clock's rule reads them: how many fall on each day (days since 1970, ascending),
+    and the latest instant (microseconds). An activity log of 100M rows is counted a chunk at a time
+    instead of held."""
+
+    days: np.ndarray
+    counts: np.ndarray
+    latest_us: int | None
+
+    @classmethod
+    def of(cls, values: np.ndarray | pd.Series) -> DateCounts:
+        """The counts of dates (NaT ignored)."""
+        return cls.of_micros(_as_us(values))
+
+    @classmethod
+    def of_micros(cls, micros: np.ndarray) -> DateCounts:
+        """The counts of instants given as microseconds since 1970 (none missing)."""
+        if not len(micros):
+            return cls(np.array([], dtype=np.int64), np.array([], dtype=np.int64), None)
+        days = micros // _DAY_US
+        low, high = int(days.min()), int(days.max())
+        if high - low < 1 << 20:  # a span of dates up to 2,870 years: counted in one pass, not sorted
+            counts = np.bincount(days - low)
+            found = np.flatnonzero(counts)
+            return cls(found + low, counts[found], int(micros.max()))
+        unique, counts = np.unique(days, return_counts=True)
+        return cls(unique, counts, int(micros.max()))
+
+    @classmethod
+    def merged(cls, parts: list[DateCounts]) -> DateCounts:
+        days = np.concatenate([p.days for p in parts]) if parts else np.array([], dtype=np.int64)
+        counts = np.concatenate([p.counts for p in parts]) if parts else np.array([], dtype=np.int64)
+        unique, where = np.unique(days, return_inverse=True)
+        latest = [p.latest_us for p in parts if p.latest_us is not None]
+        return cls(unique, np.bincount(where, weights=counts, minlength=len(unique)).astype(np.int64),
+                   max(latest) if latest else None)
+
+
+def export_clock(dates: list[np.ndarray | pd.Series | DateCounts], *, params: ClockParams) -> ExportClock | None:
     """The clock of an export whose rows carry ``dates`` (created, closed, event times; NaT ignored).
     None when it has no dates at all and declares none."""
     if params.export_date is not None:
         return declared_clock(pd.Timestamp(params.export_date) + pd.Timedelta(days=1),
                               rule="declared: source.clock.export_date")
-    values = np.sort(np.concatenate([_as_us(d) for d in dates])) if dates else np.array([], dtype=np.int64)
-    if not len(values):
+    counted = DateCounts.merged([d if isinstance(d, DateCounts) else DateCounts.of(d) for d in dates])
+    total = int(counted.counts.sum())
+    if not total or counted.latest_us is None:
         return None
-    days = values // _DAY_US
-    set_aside = min(len(days) - 1, max(params.outlier_rows, math.ceil(params.outlier_share * len(days))))
-    later = np.unique(days[len(days) - 1 - set_aside:])
+    set_aside = min(total - 1, max(params.outlier_rows, math.ceil(params.outlier_share * total)))
+    # The days of the latest set_aside + 1 dates: from the day holding the date at that rank on.
+    first = int(np.searchsorted(np.cumsum(counted.counts), total - 1 - set_aside, side="right"))
+    later = counted.days[first:]
     breaks = np.flatnonzero(np.diff(later) > params.max_gap_days)
     clock_day = int(later[breaks[0]] if len(breaks) else later[-1])
     instant = pd.Timestamp(np.datetime64((clock_day + 1) * _DAY_US, "us"))
-    latest = pd.Timestamp(np.datetime64(int(values[-1]), "us"))
+    latest = pd.Timestamp(np.datetime64(counted.latest_us, "us"))
     rule = (f"found: the latest date reached from the bulk of the export's dates with no gap over "
             f"{params.max_gap_days} days (source.clock.max_gap_days); the latest "
             f"{params.outlier_share:.0%} (at least {params.outlier_rows}) set aside first")

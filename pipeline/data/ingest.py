@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ import pandas as pd
 import pandera.pandas as pa_schema
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline.config import (
     DISPLAY_COLUMNS,
@@ -58,7 +60,8 @@ from pipeline.contracts.files import (
     QUARANTINE_FILE,
     RECORDS_FILE,
 )
-from pipeline.data.clock import ExportClock, after, export_clock
+from pipeline.data.clock import DateCounts, ExportClock, after, export_clock
+from pipeline.data.event_spill import EventSpill, regrouped
 from pipeline.data.parsing import (
     apply_aliases,
     arrow_text,
@@ -116,7 +119,7 @@ class IngestResult:
     """The clean ``records`` and ``events`` tables, the quarantined rows, and counts per table."""
 
     records: pd.DataFrame
-    events: pd.DataFrame | None
+    activity: _StreamedEvents | None  # the checked activity log, its kept rows on disk (None: no log)
     fields: list[FieldInfo]
     quarantine: pd.DataFrame
     report: dict[str, TableReport]
@@ -124,6 +127,16 @@ class IngestResult:
     mapping: SourceParams | None = None          # the explicit mapping the export was read with
     display: pd.DataFrame | None = None          # record_id + display-only columns (source.display); never features
     clock: ExportClock | None = None             # the export's date, and the rule that gave it (None: no dates)
+
+    @cached_property
+    def events(self) -> pd.DataFrame | None:
+        """The activity log's kept rows in memory (``event_key``, ``event_type``, ``timestamp``). The
+        ingest stage writes them from disk instead: a log of 100M rows would take gigabytes."""
+        if self.activity is None:
+            return None
+        events = self.activity.frame()
+        EVENTS_SCHEMA.validate(events, inplace=True)
+        return events
 
     def outcome_counts(self) -> dict[str, int]:
         """Records kept per outcome (won, lost, open), each present."""
@@ -216,8 +229,8 @@ class _Table:
             self.frame.loc[np.asarray(mask, dtype=bool), name] = np.nan
             self.report.values_blanked[f"{name}: {why}"] += count
 
-    def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-        return _finish(self.name, self.frame, self._bad, self.report)
+    def finish(self) -> list[pd.DataFrame]:
+        return _finish(self.name, len(self.frame), self._bad, self.report)
 
 
 # ---------------------------------------------------------------- steps
@@ -391,7 +404,7 @@ class _StreamedEvents:
         self._known_ids = known
         self._known = TextLookup(arrow_text(pd.Series(known, dtype="string")))
         self._types: dict[str, int] = {}  # type name -> its code, in the order met
-        kept: dict[str, list[np.ndarray]] = {"key": [], "type": [], "time": []}
+        self.spill = EventSpill(len(known))  # the kept rows' codes, on disk
         by_rule: dict[int, list[pd.DataFrame]] = {}
         dropped: list[np.ndarray] = []  # row numbers quarantined so far
         rows = 0
@@ -401,10 +414,9 @@ class _StreamedEvents:
                 ok[positions] = False
                 dropped.append(positions + start)
                 by_rule.setdefault(rule, []).append(self._bad_rows(table, start, positions, rule))
-            kept["key"].append(key[ok])
-            kept["type"].append(kind()[ok])
-            kept["time"].append(time[ok])
+            self.spill.append(key=key[ok], kind=kind()[ok], time=time[ok])
             rows += table.num_rows
+        self.spill.finish()
         self._malformed_lines = np.array(sorted(m.line for m in reader.malformed if m.line is not None),
                                          dtype=np.int64) if reader.format != "parquet" else np.array([], np.int64)
         malformed = _malformed(reader.malformed, name="events")
@@ -413,13 +425,13 @@ class _StreamedEvents:
         self.report.rows_read = rows + len(malformed)
         self._rows = rows
         self._dropped = np.sort(np.concatenate(dropped)) if dropped else np.array([], dtype=np.int64)
-        self.frame = self._frame(kept)
+        self._checked_out = self._dropped  # the row numbers the rules quarantined (before the clock's)
         self._bad = [malformed] if len(malformed) else []
         for rule in sorted(by_rule):
             bad_rows = pd.concat(by_rule[rule], ignore_index=True)
             bad_rows["line"] = self._lines_at(bad_rows["line"].to_numpy(dtype=np.int64))
             self._bad.append(bad_rows)
-        log.info("read %s: %d rows (%d malformed lines), %d kept", path, rows, len(malformed), len(self.frame))
+        log.info("read %s: %d rows (%d malformed lines), %d kept", path, rows, len(malformed), self.spill.kept)
 
     # The rules, as numbered in the quarantine's order (malformed lines come first).
     MISSING_TYPE, MISSING_KEY, UNKNOWN_KEY, UNREADABLE_TIME, MISSING_TIME = range(1, 6)
@@ -511,15 +523,26 @@ class _StreamedEvents:
             reason = f"missing {column}"
         return _quarantine_rows(self.name, raw, column=column, reason=reason, report=self.report)
 
-    def _frame(self, kept: dict[str, list[np.ndarray]]) -> pd.DataFrame:
-        """The kept rows: key and type as categoricals over ``known`` and the types met, and the time."""
+    @property
+    def key_ids(self) -> pd.Index:
+        """The ids the key codes point into."""
+        return self._known_ids
+
+    @property
+    def type_names(self) -> pd.Index:
+        """The event types the type codes point into, in the order met."""
+        return pd.Index(pd.array(list(self._types), dtype="string"))
+
+    def frame(self) -> pd.DataFrame:
+        """The kept rows in memory: key and type as categoricals over the known ids and the types met,
+        and the time. The ingest stage never builds it: it writes the log from the spill."""
+        parts = list(self.spill.kept_slices())
+
         def joined(name: str, dtype: type) -> np.ndarray:
-            parts = kept.pop(name)
-            return np.concatenate(parts) if parts else np.array([], dtype=dtype)
-        types = pd.Index(pd.array(list(self._types), dtype="string"))
+            return np.concatenate([p[name] for p in parts]) if parts else np.array([], dtype=dtype)
         return pd.DataFrame({
             "event_key": pd.Categorical.from_codes(joined("key", np.int32), categories=self._known_ids),
-            "event_type": pd.Categorical.from_codes(joined("type", np.int16), categories=types),
+            "event_type": pd.Categorical.from_codes(joined("type", np.int16), categories=self.type_names),
             "timestamp": joined("time", np.int64).view("datetime64[us]"),
         })
 
@@ -541,14 +564,16 @@ class _StreamedEvents:
         before = bad - 2 - np.arange(len(bad))  # rows read before each malformed line
         return rows + 2 + np.searchsorted(before, rows, side="right")
 
-    def quarantine(self, mask: pd.Series | np.ndarray, *, column: str, reason: str | Reasons) -> None:
-        """As :meth:`_Table.quarantine`: the raw rows under ``mask`` are read again from the file."""
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            return
-        kept_rows = np.delete(np.arange(self._rows), self._dropped)  # each kept row's row number
-        wanted = kept_rows[mask]
-        del kept_rows
+    def quarantine_after(self, clock: ExportClock, *, column: str, reason: Reasons) -> int:
+        """Quarantine the kept rows dated from the clock's instant on (as :func:`after` says), reading
+        their raw text again from the file; the number of rows."""
+        instant = int(np.datetime64(pd.Timestamp(clock.instant).to_datetime64(), "us").astype(np.int64))
+        late = [start + np.flatnonzero(part["time"] >= instant) for start, part in self.spill.slices()]
+        positions = np.setdiff1d(np.concatenate(late) if late else np.array([], np.int64), self.spill.removed)
+        if not len(positions):
+            return 0
+        checked = self._checked_out  # a kept row's number: its position plus the rows checked out before it
+        wanted = positions + np.searchsorted(checked - np.arange(len(checked)), positions, side="right")
         parts = []
         for start, table in self._chunks(self._reader()):
             lo, hi = np.searchsorted(wanted, [start, start + table.num_rows])
@@ -557,11 +582,12 @@ class _StreamedEvents:
         raw = pd.concat(parts)
         raw.index = pd.Index(self._lines_at(raw.index.to_numpy()))
         self._bad.append(_quarantine_rows(self.name, raw, column=column, reason=reason, report=self.report))
-        self.frame = self.frame[~mask].reset_index(drop=True)
+        self.spill.remove(positions)
         self._dropped = np.sort(np.concatenate([self._dropped, wanted]))
+        return len(positions)
 
-    def finish(self) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-        return _finish(self.name, self.frame, self._bad, self.report)
+    def finish(self) -> list[pd.DataFrame]:
+        return _finish(self.name, self.spill.kept, self._bad, self.report)
 
 
 def _in_parallel(check: Callable[[pa.Table], Any], chunks: Iterator[tuple[int, pa.Table]]
@@ -614,15 +640,14 @@ def _quarantine_rows(name: str, raw: pd.DataFrame, *, column: str, reason: str |
     })
 
 
-def _finish(name: str, frame: pd.DataFrame, bad: list[pd.DataFrame], report: TableReport
-            ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """The kept rows and the quarantined ones, once every row read is one or the other."""
-    report.rows_kept = len(frame)
+def _finish(name: str, kept: int, bad: list[pd.DataFrame], report: TableReport) -> list[pd.DataFrame]:
+    """The quarantined rows, once every row read is kept (``kept`` of them) or quarantined."""
+    report.rows_kept = kept
     report.rows_quarantined = sum(len(b) for b in bad)
     if report.rows_kept + report.rows_quarantined != report.rows_read:
         raise AssertionError(f"{name}: {report.rows_read} rows read but {report.rows_kept} "
                              f"kept + {report.rows_quarantined} quarantined; rows were lost")
-    return frame, bad
+    return bad
 
 
 def _malformed(skipped: list[Any], *, name: str) -> pd.DataFrame:
@@ -740,11 +765,8 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
 
     positions = _row_positions(tables, source)  # where each primary row lands in every lookup
     records, report_notes = _denormalise(tables, source, positions)
-    events = None
     if source.events is not None:
         e = source.events
-        assert activity is not None
-        events = activity.frame[["event_key", "event_type", "timestamp"]].reset_index(drop=True)
         records["event_key"] = _key_per_row(tables, e.table, positions)
     else:
         records["event_key"] = pd.Series(pd.NA, index=records.index, dtype="string")
@@ -766,21 +788,18 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
     if activity is not None:
         finishing.append(("events", activity))
     for name, t in finishing:
-        _, quarantined = t.finish()
-        bad.extend(quarantined)
+        bad.extend(t.finish())
         report[name] = t.report
     report["primary"].notes.extend(report_notes)
     quarantine = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     all_infos = [replace(i, spellings=tables[name].spellings.get(i.name)) for name, group in infos.items()
                  for i in group]
     records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
-    result = IngestResult(records=records, events=events, fields=all_infos, quarantine=quarantine, report=report,
+    result = IngestResult(records=records, activity=activity, fields=all_infos, quarantine=quarantine, report=report,
                           event_accounts=event_accounts, mapping=source,
                           display=_display(tables, source, positions, records["record_id"]), clock=clock)
     _require_rows(result, column=primary.outcome.column, for_training=for_training)
     record_schema(all_infos).validate(records, inplace=True)
-    if events is not None:
-        EVENTS_SCHEMA.validate(events, inplace=True)
     return result
 
 
@@ -796,13 +815,14 @@ def _clock(tables: dict[str, _Table], source: SourceParams, *, declared: ExportC
     are quarantined: a lead created, a deal closed or an event logged after the export was taken."""
     primary = source.primary
     assert primary is not None
-    dated: list[tuple[_Table | _StreamedEvents, str, str]] = []  # table, parsed column, export column
+    dated: list[tuple[_Table, str, str]] = []  # table, parsed column, export column
     for name, spec in (("created_date", primary.created_date), ("decision_date", primary.decision_date)):
         if spec is not None:
             dated.append((tables["primary"], name, spec.column))
-    if source.events is not None and activity is not None:
-        dated.append((activity, "timestamp", source.events.timestamp.column))
-    clock = declared or export_clock([t.frame[name] for t, name, _ in dated], params=source.clock)
+    logged = activity if source.events is not None else None  # the log's times are counted as it is read
+    dates: list[pd.Series | DateCounts] = [t.frame[name] for t, name, _ in dated]
+    clock = declared or export_clock(dates + ([logged.spill.dates()] if logged is not None else []),
+                                     params=source.clock)
     if clock is None:
         return None
     where = "source.clock" if declared is None else clock.rule
@@ -816,6 +836,9 @@ def _clock(tables: dict[str, _Table], source: SourceParams, *, declared: ExportC
         late = after(t.frame[name], clock)
         set_aside += int(late.sum())
         t.quarantine(late, column=column, reason=future(column))
+    if logged is not None and source.events is not None:
+        column = source.events.timestamp.column
+        set_aside += logged.quarantine_after(clock, column=column, reason=future(column))
     log.info("the export's date: %s (%s)", clock.day, clock.rule)
     if set_aside:
         log.warning("%d row(s) dated after the export's date %s quarantined (the latest: %s)", set_aside,
@@ -1018,10 +1041,10 @@ def _used(column: pd.Series) -> pd.Series:
     return column.dropna().astype("string")
 
 
-def _shared_dictionary(columns: list[pd.Series]) -> _Dictionary:
-    """The distinct values of several key columns, sorted: one dictionary for all of them."""
-    values = pd.concat([_used(c) for c in columns], ignore_index=True)
-    return _Dictionary(pd.Index(values.unique()).sort_values())
+def _shared_dictionary(values: list[pd.Series]) -> _Dictionary:
+    """The distinct values of several key columns (each given by its distinct values), sorted: one
+    dictionary for all of them."""
+    return _Dictionary(pd.Index(pd.concat(values, ignore_index=True).unique()).sort_values())
 
 
 class _Dictionary:
@@ -1030,6 +1053,10 @@ class _Dictionary:
     def __init__(self, categories: pd.Index) -> None:
         self.dtype = pd.CategoricalDtype(categories)
         self._lookup = TextLookup(arrow_text(categories.to_series()))
+
+    def codes_of(self, values: pd.Index) -> np.ndarray:
+        """The code of each of ``values`` among the categories (-1: not there)."""
+        return self._lookup.positions(arrow_text(values.to_series())).astype(np.int32)
 
     def encode(self, column: pd.Series) -> pd.Series:
         """``column`` as a categorical over the categories (values outside them missing); a categorical's
@@ -1051,12 +1078,13 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     are written two at a time: Parquet encoding and compression run outside the GIL."""
     return_freed_memory()  # what reading the export left
     interim_dir.mkdir(parents=True, exist_ok=True)
-    records, events, event_accounts = result.records, result.events, result.event_accounts
-    key_columns = [records["event_key"]] + ([events["event_key"]] if events is not None else []) + \
-        ([event_accounts["event_key"]] if event_accounts is not None else [])
+    records, activity, event_accounts = result.records, result.activity, result.event_accounts
+    logged_keys = [pd.Series(activity.key_ids[activity.spill.used_keys()], dtype="string")] if activity else []
+    key_columns = [_used(records["event_key"]), *logged_keys] + \
+        ([_used(event_accounts["event_key"])] if event_accounts is not None else [])
     keys = _shared_dictionary(key_columns)
     account_columns = [records["account_key"]] + ([event_accounts["account_key"]] if event_accounts is not None else [])
-    accounts = _shared_dictionary(account_columns)
+    accounts = _shared_dictionary([_used(c) for c in account_columns])
     events_path, accounts_path = interim_dir / EVENTS_FILE, interim_dir / EVENT_ACCOUNTS_FILE
 
     def write_records() -> None:
@@ -1066,17 +1094,11 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
             compact.to_parquet(tmp, index=False)
 
     def write_events() -> None:
-        if events is None:
+        if activity is None:
             events_path.unlink(missing_ok=True)
             return
-        # Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at
-        # 1M leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events
-        # that is 5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel.
-        types = _used(events["event_type"]).sort_values()
-        compact = events.assign(event_key=keys.encode(events["event_key"]),
-                                event_type=_Dictionary(pd.Index(types)).encode(events["event_type"]))
         with atomic_path(events_path) as tmp:
-            compact.to_parquet(tmp, index=False, row_group_size=EVENTS_ROW_GROUP_ROWS)
+            write_events_file(activity, keys, tmp)
 
     def write_accounts() -> None:
         if event_accounts is None:
@@ -1107,6 +1129,36 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         for done in [pool.submit(job) for job in (write_events, write_records, write_display, write_accounts,
                                                   write_rest)]:
             done.result()
+
+
+def write_events_file(activity: _StreamedEvents, keys: _Dictionary, path: Path) -> None:
+    """The activity log's kept rows as Parquet, written a row group at a time from the spill: the
+    same bytes as pandas writing the whole frame with ``row_group_size=EVENTS_ROW_GROUP_ROWS``. Keys
+    are coded over the shared dictionary ``keys``, types over the types kept, sorted.
+
+    Each row group repeats the whole key dictionary, so row groups are 4Mi rows (about 50 MB at 1M
+    leads, within Parquet's advice of 128 MB to 1 GB) rather than pyarrow's 1Mi: at 20M events that is
+    5 copies of the dictionary to decode instead of 19, and still 5 groups to read in parallel."""
+    kept_types = activity.type_names[activity.spill.used_types()]
+    types = _Dictionary(pd.Index(kept_types.sort_values()))
+    key_code = keys.codes_of(activity.key_ids)      # known id's code -> its code in the shared dictionary
+    type_code = types.codes_of(activity.type_names)  # type met's code -> its code among the kept, sorted
+    writer: pq.ParquetWriter | None = None
+    try:
+        for part in regrouped(activity.spill.kept_slices(), EVENTS_ROW_GROUP_ROWS):
+            frame = pd.DataFrame({
+                "event_key": pd.Categorical.from_codes(key_code[part["key"]], dtype=keys.dtype),
+                "event_type": pd.Categorical.from_codes(type_code[part["type"]], dtype=types.dtype),
+                "timestamp": part["time"].view("datetime64[us]"),
+            })
+            EVENTS_SCHEMA.validate(frame, inplace=True)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="snappy")
+            writer.write_table(table, row_group_size=EVENTS_ROW_GROUP_ROWS)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def write_reports(result: IngestResult, *, interim_dir: Path, report_path: Path) -> None:
