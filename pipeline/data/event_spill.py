@@ -6,11 +6,12 @@ is 1.4 GB, and joining its chunks doubled that. :class:`EventSpill` appends each
 kept rows to three flat files in a temporary folder and reads them back a slice at a time, so the
 log's memory is one chunk whatever its length. Rows set aside after the read (dated after the
 export's clock) are remembered by their position and skipped on the way out. The folder is removed
-when the spill is closed or garbage-collected.
+when the spill is closed or garbage-collected, or by the next run if this one is killed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import weakref
@@ -20,16 +21,23 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.clock import DateCounts
+from pipeline.io.files import remove_stale_folders
 
 COLUMNS = {"key": np.int32, "type": np.int16, "time": np.int64}
+SPILL_NAME = "events-spill"
 READ_ROWS = 1 << 22  # rows read back at a time: 56 MiB of codes
 
 
 class EventSpill:
     """Kept activity rows, appended in file order; ``removed`` holds the positions set aside since."""
 
-    def __init__(self, n_keys: int) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="leadscore-events-"))
+    def __init__(self, n_keys: int, *, folder: Path | None = None) -> None:
+        """``folder``: where the spill's own folder goes (default: the system's temporary folder). A
+        spill a killed run left there is removed first."""
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_folders(folder, SPILL_NAME)
+        self._dir = Path(tempfile.mkdtemp(prefix=f".{SPILL_NAME}.{os.getpid()}.", suffix=".tmp", dir=folder))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._files = {name: open(self._dir / name, "wb") for name in COLUMNS}  # noqa: SIM115 (closed in finish)
         self.rows = 0
@@ -55,6 +63,11 @@ class EventSpill:
         """Remove the files (the spill can't be read after)."""
         self.finish()
         self._cleanup()
+
+    @property
+    def folder(self) -> Path:
+        """The spill's own folder (removed with it)."""
+        return self._dir
 
     @property
     def kept(self) -> int:

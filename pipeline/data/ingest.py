@@ -89,7 +89,7 @@ from pipeline.runtime import return_freed_memory
 log = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["table", "line", "column", "reason", "record"]
-EVENT_CHUNK_ROWS = 1 << 20  # activity rows read and checked at a time (the raw text of one chunk is held)
+EVENT_CHUNK_ROWS = 1 << 19  # activity rows read and checked at a time (the raw text of one chunk is held)
 RECORD_KEYS = ["record_id", "outcome", "decision_date", "created_date", "event_key", "account_key"]
 Reasons = Callable[[pd.DataFrame], pd.Series]
 
@@ -218,6 +218,10 @@ class _Table:
         self.frame = self.frame.loc[~mask]
         self._pos = self._pos[~mask]
 
+    def positions(self) -> np.ndarray:
+        """Where each row still in ``frame`` is in the table read (ascending)."""
+        return self._pos.copy()
+
     def keep_raw(self, columns: set[str]) -> None:
         """Drop the raw text of every other column: once no rule can quarantine a row, the raw rows
         are read only for joins and display."""
@@ -241,22 +245,30 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
     t.frame["_id_text"] = ids
     t.frame["_id"] = on_uniques(ids, casefold)
     t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
-    codes, uniques = pd.factorize(t.frame["_id"])  # numbered in order of first appearance; none missing here
+    encoded = pc.dictionary_encode(arrow_text(t.frame["_id"]))  # numbered in order of first appearance
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # none missing here
+    uniques = pd.Index(pd.array(encoded.dictionary, dtype=pd.StringDtype("pyarrow")))
     lines = t.frame.index.to_numpy()
     if rule == "keep_latest":
-        # The row kept for an id is its last in (order, line) order, a missing order sorting last.
+        # The row kept for an id is its last in (order, line) order, a missing order sorting last. Only
+        # the rows of repeated ids are ranked: most ids are on one row, which is kept.
         when = order.reindex(t.frame.index) if order is not None else pd.Series(0, index=t.frame.index)
         unordered = when.isna().to_numpy()
         value = when.to_numpy().view(np.int64) if when.dtype.kind in "mM" else when.fillna(0).to_numpy()
-        ranked = np.lexsort((lines, np.where(unordered, 0, value), unordered, codes))  # by id, order, line
-        last = np.flatnonzero(np.append(codes[ranked][1:] != codes[ranked][:-1], True))
-        kept_line = np.empty(len(uniques), dtype=lines.dtype)
-        kept_line[codes[ranked][last]] = lines[ranked][last]
+        kept_line = lines[np.zeros(len(uniques), dtype=np.int64)] if len(lines) else np.empty(0, lines.dtype)
+        alone = np.bincount(codes, minlength=len(uniques))[codes] == 1
+        kept_line[codes[alone]] = lines[alone]
+        many = np.flatnonzero(~alone)
+        code, line, none = codes[many], lines[many], unordered[many]
+        ranked = np.lexsort((line, np.where(none, 0, value[many]), none, code))  # by id, order, line
+        last = np.flatnonzero(np.append(code[ranked][1:] != code[ranked][:-1], True)) if len(many) else many
+        kept_line[code[ranked][last]] = line[ranked][last]
         t.quarantine(lines != kept_line[codes], column=column,
                      reason=lambda bad: "superseded by a later row with the same " + column + " (line "
                      + _lines_of(bad[column], uniques, kept_line) + ")")
     else:
-        firsts = np.unique(codes, return_index=True)[1]  # the first row of each id, in the ids' order
+        # The first row of each id, in the ids' order: where the codes (numbered as met) reach a new high.
+        firsts = np.flatnonzero(codes > np.maximum.accumulate(np.append(-1, codes[:-1]))) if len(codes) else codes
         dup = np.ones(len(codes), dtype=bool)
         dup[firsts] = False
         t.quarantine(dup, column=column,
@@ -394,7 +406,8 @@ class _StreamedEvents:
     Rows quarantined later (the export's clock) are read again from the file by their row number,
     the only time a kept row's raw text is needed again."""
 
-    def __init__(self, path: Path, spec: EventsParams, source: SourceParams, known: pd.Index) -> None:
+    def __init__(self, path: Path, spec: EventsParams, source: SourceParams, known: pd.Index, *,
+                 folder: Path | None = None) -> None:
         self.name, self.path, self.spec = "events", path, spec
         self.missing = frozenset(v.casefold() for v in source.missing_values)
         reader = self._reader()
@@ -404,7 +417,7 @@ class _StreamedEvents:
         self._known_ids = known
         self._known = TextLookup(arrow_text(pd.Series(known, dtype="string")))
         self._types: dict[str, int] = {}  # type name -> its code, in the order met
-        self.spill = EventSpill(len(known))  # the kept rows' codes, on disk
+        self.spill = EventSpill(len(known), folder=folder)  # the kept rows' codes, on disk
         by_rule: dict[int, list[pd.DataFrame]] = {}
         dropped: list[np.ndarray] = []  # row numbers quarantined so far
         rows = 0
@@ -705,11 +718,14 @@ def _required(source: SourceParams) -> dict[str, list[str]]:
     return need
 
 
-def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportClock | None = None) -> IngestResult:
+def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportClock | None = None,
+           work_dir: Path | None = None) -> IngestResult:
     """Read and validate the export described by ``source`` (kind synthetic reads the generator's export
     through its built-in mapping). ``for_training`` requires won and lost rows; an export read for
     scoring (open leads only, say) needs none. ``clock_at``: the export's clock, declared by the
-    caller (``--scored-at``); by default ``source.clock`` (see :mod:`pipeline.data.clock`)."""
+    caller (``--scored-at``); by default ``source.clock`` (see :mod:`pipeline.data.clock`).
+    ``work_dir``: where the checked activity log is held on disk until it is written (the stage
+    gives its output folder; by default the system's temporary folder, which may be in memory)."""
     source = explicit_mapping(source)
     primary = source.primary
     assert primary is not None  # an explicit mapping always has one
@@ -749,12 +765,19 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
             events_spec = source.events
             checked_tables[events_spec.table] = checked(events_spec.table)
             known = pd.Index(checked_tables[events_spec.table].frame["_id"].dropna().unique())
-            reading = pool.submit(_StreamedEvents, source.path(events_spec.file), events_spec, source, known)
+            reading = pool.submit(_StreamedEvents, source.path(events_spec.file), events_spec, source, known,
+                                  folder=work_dir)
         for name in names:
             if name not in checked_tables:
                 checked_tables[name] = checked(name)
+        tables = {name: checked_tables[name] for name in names}
+        checked_tables.clear()  # ``tables`` holds them, until the display columns are built
+        # While the log is still being read: the display columns of every primary row kept so far. The
+        # export's clock may set rows aside later; the display of the rest is taken from these.
+        shown = tables["primary"].positions()
+        record_ids = tables["primary"].frame["record_id"].reset_index(drop=True)
+        display = _display(tables, source, _row_positions(tables, source), record_ids)
         activity = reading.result() if reading is not None else None
-    tables = {name: checked_tables[name] for name in names}
     raw.clear()  # each table holds its own
     return_freed_memory()  # the activity log's chunks
     clock = _clock(tables, source, declared=clock_at, activity=activity)
@@ -795,9 +818,13 @@ def ingest(source: SourceParams, *, for_training: bool = True, clock_at: ExportC
     all_infos = [replace(i, spellings=tables[name].spellings.get(i.name)) for name, group in infos.items()
                  for i in group]
     records = records[RECORD_KEYS + [i.name for i in all_infos]].reset_index(drop=True)
+    kept = np.searchsorted(shown, tables["primary"].positions())  # the display rows of the records
+    if len(kept) != len(display):
+        display = display.take(kept).reset_index(drop=True)
+    tables.clear()  # the raw and checked tables: nothing reads them now
+    return_freed_memory()
     result = IngestResult(records=records, activity=activity, fields=all_infos, quarantine=quarantine, report=report,
-                          event_accounts=event_accounts, mapping=source,
-                          display=_display(tables, source, positions, records["record_id"]), clock=clock)
+                          event_accounts=event_accounts, mapping=source, display=display, clock=clock)
     _require_rows(result, column=primary.outcome.column, for_training=for_training)
     record_schema(all_infos).validate(records, inplace=True)
     return result
@@ -875,14 +902,19 @@ def _links(template: str, record_ids: pd.Series) -> pd.Series:
     """``template`` with each record's id, URL-quoted, for ``{record_id}``. Ids of URL-safe characters
     only (most CRM ids) are their own quoting, so only the others go through :func:`urllib.parse.quote`."""
     ids = record_ids.astype("string")
-    plain = ids.str.fullmatch(r"[A-Za-z0-9_.~-]*").fillna(False).to_numpy(dtype=bool)
-    quoted = ids.copy()
-    quoted[~plain] = [quote(str(r), safe="") for r in ids[~plain]]
     pieces = template.split("{record_id}")
-    link = pd.Series(pieces[0], index=ids.index, dtype="string")
+    if len(pieces) == 1:
+        return pd.Series(template, index=ids.index, dtype="string")
+    plain = ids.str.fullmatch(r"[A-Za-z0-9_.~-]*").fillna(False).to_numpy(dtype=bool)
+    quoted = ids
+    if not plain.all():
+        quoted = ids.copy()
+        quoted[~plain] = [quote(str(r), safe="") for r in ids[~plain]]
+    texts: list[Any] = [pa.scalar(pieces[0], pa.large_string())]
     for piece in pieces[1:]:
-        link = link + quoted + piece
-    return link
+        texts += [arrow_text(quoted), pa.scalar(piece, pa.large_string())]
+    joined = pc.binary_join_element_wise(*texts, pa.scalar("", pa.large_string()))  # one pass, no step in between
+    return pd.Series(pd.array(joined, dtype=pd.StringDtype("pyarrow")), index=ids.index)
 
 
 def _row_positions(tables: dict[str, _Table], source: SourceParams, root: str = "primary") -> dict[str, np.ndarray]:
@@ -1087,11 +1119,12 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
     accounts = _shared_dictionary([_used(c) for c in account_columns])
     events_path, accounts_path = interim_dir / EVENTS_FILE, interim_dir / EVENT_ACCOUNTS_FILE
 
-    def write_records() -> None:
-        compact = records.assign(event_key=keys.encode(records["event_key"]),
-                                 account_key=accounts.encode(records["account_key"]))
+    def coded(part: pd.DataFrame) -> pd.DataFrame:  # keys as codes into the shared dictionaries
+        return part.assign(event_key=keys.encode(part["event_key"]), account_key=accounts.encode(part["account_key"]))
+
+    def write_records() -> None:  # a slice at a time: no Arrow copy of every record
         with atomic_path(interim_dir / RECORDS_FILE) as tmp:
-            compact.to_parquet(tmp, index=False)
+            write_parquet(map(coded, _slices(records)), tmp)
 
     def write_events() -> None:
         if activity is None:
@@ -1104,15 +1137,13 @@ def write_result(result: IngestResult, *, interim_dir: Path, report_path: Path) 
         if event_accounts is None:
             accounts_path.unlink(missing_ok=True)
             return
-        compact = event_accounts.assign(event_key=keys.encode(event_accounts["event_key"]),
-                                        account_key=accounts.encode(event_accounts["account_key"]))
         with atomic_path(accounts_path) as tmp:
-            compact.to_parquet(tmp, index=False)
+            write_parquet(map(coded, _slices(event_accounts)), tmp)
 
     def write_display() -> None:  # always written: the score stage's DVC dependency
         display = result.display if result.display is not None else records[["record_id"]]
         with atomic_path(interim_dir / DISPLAY_FILE) as tmp:
-            display.to_parquet(tmp, index=False)
+            write_parquet(_slices(display), tmp)
 
     def write_rest() -> None:
         write_json(interim_dir / FIELDS_FILE, [f.as_dict() for f in result.fields])
@@ -1143,19 +1174,38 @@ def write_events_file(activity: _StreamedEvents, keys: _Dictionary, path: Path) 
     types = _Dictionary(pd.Index(kept_types.sort_values()))
     key_code = keys.codes_of(activity.key_ids)      # known id's code -> its code in the shared dictionary
     type_code = types.codes_of(activity.type_names)  # type met's code -> its code among the kept, sorted
-    writer: pq.ParquetWriter | None = None
-    try:
+
+    def frames() -> Iterator[pd.DataFrame]:
         for part in regrouped(activity.spill.kept_slices(), EVENTS_ROW_GROUP_ROWS):
             frame = pd.DataFrame({
                 "event_key": pd.Categorical.from_codes(key_code[part["key"]], dtype=keys.dtype),
                 "event_type": pd.Categorical.from_codes(type_code[part["type"]], dtype=types.dtype),
                 "timestamp": part["time"].view("datetime64[us]"),
             })
-            EVENTS_SCHEMA.validate(frame, inplace=True)
+            yield EVENTS_SCHEMA.validate(frame, inplace=True)
+    write_parquet(frames(), path, rows=EVENTS_ROW_GROUP_ROWS)
+
+
+PARQUET_ROW_GROUP_ROWS = 1 << 20  # pyarrow's default: a frame written in slices of it has one write's bytes
+
+
+def _slices(frame: pd.DataFrame, rows: int = PARQUET_ROW_GROUP_ROWS) -> Iterator[pd.DataFrame]:
+    """``frame`` ``rows`` rows at a time (one empty slice when it has none)."""
+    for start in range(0, max(len(frame), 1), rows):
+        yield frame.iloc[start:start + rows]
+
+
+def write_parquet(frames: Iterator[pd.DataFrame], path: Path, *, rows: int = PARQUET_ROW_GROUP_ROWS) -> None:
+    """Consecutive pieces of one table as Parquet, a piece at a time: the bytes of pandas writing their
+    concatenation at once with ``row_group_size=rows`` when every piece but the last has ``rows`` rows
+    (the same schema and pandas metadata, the same row groups), without an Arrow copy of the whole."""
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in frames:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="snappy")
-            writer.write_table(table, row_group_size=EVENTS_ROW_GROUP_ROWS)
+            writer.write_table(table, row_group_size=rows)
     finally:
         if writer is not None:
             writer.close()

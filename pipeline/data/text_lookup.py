@@ -26,69 +26,92 @@ def text_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class TextLookup:
     """The positions of texts in ``values`` (no missing; a repeated text is found at its first)."""
 
+    HASH_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)  # the hash bits used; a test sets 0 so that every text collides
+
     def __init__(self, values: pa.Array) -> None:
         self._offsets, self._data, valid = text_buffers(values)
         if not valid.all():
             raise ValueError("a lookup's values cannot be missing")
-        self._hashes = _hashes(self._offsets, self._data, valid)
         size = 1 << max(4, int(2 * len(valid)).bit_length())  # a power of two over twice the values
-        self._slots = _build(self._hashes, np.uint64(size - 1), size)
+        self._slots = _build(self._offsets, self._data, np.uint64(size - 1), size, self.HASH_MASK)
 
     def positions(self, texts: pa.Array) -> np.ndarray:
         """The position in ``values`` of each text, -1 where it is not there or missing."""
         offsets, data, valid = text_buffers(texts)
         out = np.empty(len(valid), dtype=np.int64)
-        _find(offsets, data, valid, _hashes(offsets, data, valid), self._slots, self._hashes, self._offsets,
-              self._data, out)
+        _find(offsets, data, valid, self._slots, self._offsets, self._data, out, self.HASH_MASK)
         return out
 
 
-@njit(cache=True, nogil=True)
-def _hashes(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(valid), dtype=np.uint64)
-    for i in range(len(valid)):
-        if valid[i]:
-            h = np.uint64(14695981039346656037)
-            for j in range(offsets[i], offsets[i + 1]):
-                h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
-            h ^= h >> np.uint64(33)  # MurmurHash3's finaliser: FNV's low bits, the slot, mix poorly
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xC4CEB9FE1A85EC53)
-            out[i] = h ^ (h >> np.uint64(33))
-    return out
+# A slot is 16 bytes, so a probe reads one cache line: a check word, and the value's position (shifted
+# left 24 bits) with its length in the low 24 bits (-1: empty). A text of up to 8 bytes is its own check
+# word (its bytes, packed), so it is matched without reading the values' bytes; a longer one's check
+# word is its hash, and its bytes are compared when check and length agree.
+_SHORT = 8
+_LENGTH_BITS = 24
+_LENGTH_MASK = (1 << _LENGTH_BITS) - 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hash(data: np.ndarray, start: int, stop: int) -> np.uint64:
+    h = np.uint64(14695981039346656037)
+    for j in range(start, stop):
+        h = (h ^ np.uint64(data[j])) * np.uint64(1099511628211)
+    h ^= h >> np.uint64(33)  # MurmurHash3's finaliser: FNV's low bits, the slot, mix poorly
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _check(data: np.ndarray, start: int, length: int, h: np.uint64) -> np.int64:
+    if length > _SHORT:
+        return np.int64(h)
+    word = np.uint64(0)
+    for j in range(length):
+        word |= np.uint64(data[start + j]) << np.uint64(8 * j)
+    return np.int64(word)
 
 
 @njit(cache=True, nogil=True)
-def _build(hashes: np.ndarray, mask: np.uint64, size: int) -> np.ndarray:
-    slots = np.full(size, -1, dtype=np.int64)  # the position of the value in each slot, -1: empty
-    for position in range(len(hashes)):
-        slot = hashes[position] & mask
-        while slots[slot] != -1:
+def _build(offsets: np.ndarray, data: np.ndarray, mask: np.uint64, size: int, hash_mask: np.uint64) -> np.ndarray:
+    slots = np.full((size, 2), -1, dtype=np.int64)
+    for position in range(len(offsets) - 1):
+        start, length = offsets[position], offsets[position + 1] - offsets[position]
+        h = _hash(data, start, start + length) & hash_mask
+        slot = h & mask
+        while slots[slot, 1] != -1:
             slot = (slot + np.uint64(1)) & mask
-        slots[slot] = position
+        slots[slot, 0] = _check(data, start, length, h)
+        slots[slot, 1] = (np.int64(position) << _LENGTH_BITS) | min(length, _LENGTH_MASK)
     return slots
 
 
 @njit(cache=True, nogil=True)
-def _find(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, hashes: np.ndarray, slots: np.ndarray,
-          set_hashes: np.ndarray, set_offsets: np.ndarray, set_data: np.ndarray, out: np.ndarray) -> None:
+def _find(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, slots: np.ndarray,
+          set_offsets: np.ndarray, set_data: np.ndarray, out: np.ndarray, hash_mask: np.uint64) -> None:
     mask = np.uint64(len(slots) - 1)
     for i in range(len(valid)):
         out[i] = -1
         if not valid[i]:
             continue
         start, length = offsets[i], offsets[i + 1] - offsets[i]
-        slot = hashes[i] & mask
-        while slots[slot] != -1:  # the values placed from this hash on, in the order they were placed
-            position = slots[slot]
-            s_start = set_offsets[position]
-            if set_hashes[position] == hashes[i] and set_offsets[position + 1] - s_start == length:
+        h = _hash(data, start, start + length) & hash_mask
+        check, short = _check(data, start, length, h), min(length, _LENGTH_MASK)
+        slot = h & mask
+        while slots[slot, 1] != -1:  # the values placed from this hash on, in the order they were placed
+            entry = slots[slot, 1]
+            if slots[slot, 0] == check and (entry & _LENGTH_MASK) == short:
+                position = entry >> _LENGTH_BITS
                 same = True
-                for j in range(length):
-                    if data[start + j] != set_data[s_start + j]:
-                        same = False
-                        break
+                if length > _SHORT:
+                    s_start = set_offsets[position]
+                    same = set_offsets[position + 1] - s_start == length
+                    for j in range(length if same else 0):
+                        if data[start + j] != set_data[s_start + j]:
+                            same = False
+                            break
                 if same:
                     out[i] = position
                     break

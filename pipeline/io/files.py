@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -59,6 +60,18 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
+    return removed
+
+
+def remove_stale_folders(parent: Path, name: str) -> list[Path]:
+    """Delete the working folders ``.<name>.<pid>.*.tmp`` in ``parent`` that a killed run left (their
+    process is gone)."""
+    removed = []
+    for folder in parent.glob(f".{name}.*.tmp"):
+        pid = folder.name[len(name) + 2:].split(".", 1)[0]
+        if folder.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
     return removed
 
 

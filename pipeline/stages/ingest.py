@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def run(settings: Settings) -> IngestResult:
     try:
-        result = ingest(settings.source)
+        result = ingest(settings.source, work_dir=settings.paths.interim)
     except IngestFailed as failed:  # the reasons stay readable: the quarantine and the report are written
         write_failure(failed.result, interim_dir=settings.paths.interim, report_path=settings.paths.ingest_report)
         raise DataError(f"{failed} The quarantined rows and their reasons: {settings.paths.interim / QUARANTINE_FILE}; "

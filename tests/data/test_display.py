@@ -84,3 +84,38 @@ def test_a_display_column_missing_from_the_file_is_named(small: Prepared, tmp_pa
     ).source.display})
     with pytest.raises(DataError, match="Account Owner"):
         ingest(source)
+
+
+def test_display_rows_follow_the_records_when_the_clock_sets_rows_aside(tmp_path: Path) -> None:
+    """The display columns are built while the activity log is read, before the export's clock is
+    known; rows the clock then quarantines leave the display too, and every other row keeps its own."""
+    from pipeline.config import SourceParams
+    from pipeline.data.ingest import ingest
+
+    rows = [f"D{i},{'won' if i % 2 else 'lost'},2024-03-{1 + i % 20:02d},2024-01-01,Rep {i},First{i},Last {i}"
+            for i in range(30)]
+    rows[7] = "D7,won,2099-01-01,2024-01-01,Rep 7,First7,Last 7"       # closed after the export's date
+    rows[12] = "D12,open,,2098-05-01,Rep 12,First12,Last 12"           # created after it
+    (tmp_path / "deals.csv").write_text("deal,status,decided,created,rep,first,last\n" + "\n".join(rows) + "\n")
+    (tmp_path / "activity.csv").write_text("who,what,when\n" + "\n".join(
+        f"D{i},Blog View,2024-02-01 10:00:00" for i in range(30)) + "\n")
+    source = SourceParams.model_validate({
+        "kind": "relational", "dir": str(tmp_path),
+        "primary": {"file": "deals.csv", "id": "deal",
+                    "outcome": {"column": "status", "won": ["won"], "lost": ["lost"], "open": ["open"]},
+                    "decision_date": {"column": "decided"}, "created_date": {"column": "created"}},
+        "events": {"file": "activity.csv", "key": "who", "type": "what",
+                   "timestamp": {"column": "when", "format": "%Y-%m-%d %H:%M:%S"}},
+        "clock": {"export_date": "2024-06-30"},
+        "display": {"fields": {"owner": {"column": "rep"}, "contact": {"column": ["first", "last"]}},
+                    "link": "https://crm.example/d/{record_id}"},
+    })
+    result = ingest(source)
+    display = result.display
+    assert display is not None
+    assert display["record_id"].tolist() == result.records["record_id"].tolist()
+    assert {"D7", "D12"}.isdisjoint(display["record_id"]) and len(display) == 28
+    for _, row in display.iterrows():
+        i = row["record_id"][1:]
+        assert (row["owner"], row["contact_name"]) == (f"Rep {i}", f"First{i} Last {i}")
+        assert row["crm_link"] == f"https://crm.example/d/D{i}"

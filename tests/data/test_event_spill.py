@@ -4,11 +4,14 @@ has the bytes of the whole frame written at once."""
 
 from __future__ import annotations
 
+import gc
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.contracts.files import EVENTS_FILE, RECORDS_FILE
 from pipeline.data import event_spill
@@ -77,8 +80,8 @@ def _ingest_and_write(tmp_path: Path, lines: list[str], monkeypatch, *, rows: in
     monkeypatch.setattr(ingest_module, "EVENTS_ROW_GROUP_ROWS", rows)
     monkeypatch.setattr(event_spill, "READ_ROWS", 5)
     (tmp_path / "activity.csv").write_text("\n".join(["who,what,when", *lines]) + "\n")
-    result = ingest(_activity_source(tmp_path))
     interim = tmp_path / "interim"
+    result = ingest(_activity_source(tmp_path), work_dir=interim)
     write_result(result, interim_dir=interim, report_path=tmp_path / "report.json")
     return result, interim
 
@@ -103,3 +106,70 @@ def test_a_log_with_no_kept_rows_is_written_as_one_write_of_none(tmp_path: Path,
     result, interim = _ingest_and_write(tmp_path, lines, monkeypatch, rows=4)
     assert result.report["events"].rows_kept == 0 and result.report["events"].rows_quarantined == 2
     assert (interim / EVENTS_FILE).read_bytes() == _expected_bytes(result, interim, tmp_path / "whole.parquet", 4)
+
+
+def _dead_pid() -> int:
+    pid = 4_000_000
+    while Path(f"/proc/{pid}").exists():
+        pid += 1
+    return pid
+
+
+def test_a_spill_a_killed_run_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    """The stage holds the log in its output folder: a killed run's spill there is removed when the
+    next one starts, a live run's is not, and a spill's folder goes when it is closed."""
+    stale = tmp_path / f".events-spill.{_dead_pid()}.x1.tmp"
+    stale.mkdir()
+    (stale / "key").write_bytes(b"\0" * 8)
+    live = tmp_path / f".events-spill.{os.getpid()}.x2.tmp"  # this process: alive
+    live.mkdir()
+    spill = EventSpill(n_keys=1, folder=tmp_path)
+    assert not stale.exists() and live.exists()
+    assert spill.folder.parent == tmp_path and spill.folder.name.startswith(f".events-spill.{os.getpid()}.")
+    spill.close()
+    assert not spill.folder.exists()
+
+
+def test_the_spill_is_held_in_the_work_folder_and_goes_with_the_result(tmp_path: Path, monkeypatch) -> None:
+    result, interim = _ingest_and_write(tmp_path, ["D1,Blog View,2024-02-01 10:00:00"], monkeypatch, rows=4)
+    assert result.activity is not None and result.activity.spill.folder.parent == interim
+    assert len(result.events) == 1
+    del result
+    gc.collect()
+    assert not list(interim.glob(".events-spill.*"))
+
+
+def test_a_run_that_fails_leaves_no_spill(tmp_path: Path) -> None:
+    """No won row: ingest fails after the log was read into its spill; neither the spill nor a file stays."""
+    from pipeline.data.ingest import IngestFailed
+
+    (tmp_path / "activity.csv").write_text("who,what,when\nD1,Blog View,2024-02-01 10:00:00\n")
+    source = _activity_source(tmp_path)
+    (tmp_path / "deals.csv").write_text("deal,status,decided,created\nD1,lost,2024-03-01,2024-01-01\n"
+                                        "D2,lost,2024-03-02,2024-01-02\n")
+    interim = tmp_path / "interim"
+    with pytest.raises(IngestFailed, match="no won rows"):
+        ingest(source, work_dir=interim)
+    gc.collect()
+    assert not list(interim.rglob("*.parquet")) and not list(interim.glob(".events-spill.*"))
+
+
+@pytest.mark.parametrize("n", [0, 3, 10, 11])
+def test_a_frame_written_in_slices_has_the_bytes_of_one_write(tmp_path: Path, n: int) -> None:
+    """``write_parquet`` of a frame's slices (records, display, the account map) against pandas: text of
+    both storages, a categorical with missing codes, numbers with NaN, times; row groups of 5."""
+    from pipeline.data.ingest import _slices, write_parquet
+
+    rng = np.random.default_rng(n)
+    keys = pd.Index(pd.array(["k0", "k1", "k2"], dtype=pd.StringDtype("pyarrow")))
+    frame = pd.DataFrame({
+        "record_id": pd.array([f"r{i}" for i in range(n)], dtype=pd.StringDtype("pyarrow")),
+        "outcome": pd.Series(np.where(rng.random(n) < 0.5, "won", "lost"), dtype="str"),
+        "event_key": pd.Categorical.from_codes(rng.integers(-1, 3, n).astype(np.int32), dtype=pd.CategoricalDtype(keys)),
+        "amount": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+        "created_date": pd.Series(rng.integers(0, 10**15, n)).astype("datetime64[us]"),
+    })
+    frame.to_parquet(tmp_path / "whole.parquet", index=False, row_group_size=5)
+    write_parquet(_slices(frame, 5), tmp_path / "slices.parquet", rows=5)
+    assert (tmp_path / "slices.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "slices.parquet").metadata.num_rows == n
