@@ -247,7 +247,7 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
     t.quarantine(t.frame["_id"].isna(), column=column, reason=f"missing {column}")
     encoded = pc.dictionary_encode(arrow_text(t.frame["_id"]))  # numbered in order of first appearance
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # none missing here
-    uniques = pd.Index(pd.array(encoded.dictionary, dtype=pd.StringDtype("pyarrow")))
+    n_ids = len(encoded.dictionary)
     lines = t.frame.index.to_numpy()
     if rule == "keep_latest":
         # The row kept for an id is its last in (order, line) order, a missing order sorting last. Only
@@ -255,31 +255,30 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
         when = order.reindex(t.frame.index) if order is not None else pd.Series(0, index=t.frame.index)
         unordered = when.isna().to_numpy()
         value = when.to_numpy().view(np.int64) if when.dtype.kind in "mM" else when.fillna(0).to_numpy()
-        kept_line = lines[np.zeros(len(uniques), dtype=np.int64)] if len(lines) else np.empty(0, lines.dtype)
-        alone = np.bincount(codes, minlength=len(uniques))[codes] == 1
+        kept_line = lines[np.zeros(n_ids, dtype=np.int64)] if len(lines) else np.empty(0, lines.dtype)
+        alone = np.bincount(codes, minlength=n_ids)[codes] == 1
         kept_line[codes[alone]] = lines[alone]
         many = np.flatnonzero(~alone)
         code, line, none = codes[many], lines[many], unordered[many]
         ranked = np.lexsort((line, np.where(none, 0, value[many]), none, code))  # by id, order, line
         last = np.flatnonzero(np.append(code[ranked][1:] != code[ranked][:-1], True)) if len(many) else many
         kept_line[code[ranked][last]] = line[ranked][last]
-        t.quarantine(lines != kept_line[codes], column=column,
-                     reason=lambda bad: "superseded by a later row with the same " + column + " (line "
-                     + _lines_of(bad[column], uniques, kept_line) + ")")
+        superseded = lines != kept_line[codes]
+        t.quarantine(superseded, column=column, reason=_naming_lines(
+            f"superseded by a later row with the same {column} (line ", kept_line[codes[superseded]]))
     else:
         # The first row of each id, in the ids' order: where the codes (numbered as met) reach a new high.
         firsts = np.flatnonzero(codes > np.maximum.accumulate(np.append(-1, codes[:-1]))) if len(codes) else codes
         dup = np.ones(len(codes), dtype=bool)
         dup[firsts] = False
         t.quarantine(dup, column=column,
-                     reason=lambda bad: "duplicate " + column + " (first at line "
-                     + _lines_of(bad[column], uniques, lines[firsts]) + ")")
+                     reason=_naming_lines(f"duplicate {column} (first at line ", lines[firsts][codes[dup]]))
 
 
-def _lines_of(raw_ids: pd.Series, ids: pd.Index, lines: np.ndarray) -> pd.Series:
-    """The line (``lines``, in the order of ``ids``) of each raw id, folded as ids are, to word a reason."""
-    line_of = pd.Series(lines, index=ids)
-    return raw_ids.map(lambda v: str(line_of.get(str(v).strip().casefold(), "?")))
+def _naming_lines(text: str, lines: np.ndarray) -> Reasons:
+    """A reason per quarantined row: ``text``, then the line of the row its id is kept or first at (the
+    rows' own id codes: an id written with extra spaces inside names its line too), then ")"."""
+    return lambda bad: text + pd.Series(lines, index=bad.index).astype(str) + ")"
 
 
 def _date(t: _Table, column: str, fmt: str, *, name: str, required: bool) -> None:

@@ -165,7 +165,8 @@ def test_a_frame_written_in_slices_has_the_bytes_of_one_write(tmp_path: Path, n:
     frame = pd.DataFrame({
         "record_id": pd.array([f"r{i}" for i in range(n)], dtype=pd.StringDtype("pyarrow")),
         "outcome": pd.Series(np.where(rng.random(n) < 0.5, "won", "lost"), dtype="str"),
-        "event_key": pd.Categorical.from_codes(rng.integers(-1, 3, n).astype(np.int32), dtype=pd.CategoricalDtype(keys)),
+        "event_key": pd.Categorical.from_codes(rng.integers(-1, 3, n).astype(np.int32),
+                                               dtype=pd.CategoricalDtype(keys)),
         "amount": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
         "created_date": pd.Series(rng.integers(0, 10**15, n)).astype("datetime64[us]"),
     })

@@ -80,6 +80,15 @@ def test_duplicate_ids_are_quarantined_pointing_at_the_first(tmp_path: Path) -> 
     _balanced(result)
 
 
+def test_an_id_written_with_inner_spaces_names_the_line_of_its_first_row(tmp_path: Path) -> None:
+    """Ids are cleaned (trimmed, inner whitespace collapsed, case-folded) before duplicates are found;
+    the reason names the first row's line from the id itself, never "?"."""
+    rows = [*ROWS, "D 7,Won,2024-04-01,2024-02-01,a,1,no,x", " d  7 ,Lost,2024-04-02,2024-02-01,a,1,no,x"]
+    result = run_flat(tmp_path, rows)
+    assert _reasons(result)[6] == "duplicate id (first at line 5)"
+    _balanced(result)
+
+
 def test_missing_id_is_quarantined(tmp_path: Path) -> None:
     result = run_flat(tmp_path, [*ROWS, ",Won,2024-04-01,2024-02-01,a,1,no,x"])
     assert _reasons(result)[5] == "missing id"
