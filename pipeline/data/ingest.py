@@ -255,7 +255,7 @@ def _ids(t: _Table, column: str, *, rule: str, order: pd.Series | None) -> None:
         when = order.reindex(t.frame.index) if order is not None else pd.Series(0, index=t.frame.index)
         unordered = when.isna().to_numpy()
         value = when.to_numpy().view(np.int64) if when.dtype.kind in "mM" else when.fillna(0).to_numpy()
-        kept_line = lines[np.zeros(n_ids, dtype=np.int64)] if len(lines) else np.empty(0, lines.dtype)
+        kept_line = np.empty(n_ids, dtype=lines.dtype)  # every id's is set below: alone, or ranked
         alone = np.bincount(codes, minlength=n_ids)[codes] == 1
         kept_line[codes[alone]] = lines[alone]
         many = np.flatnonzero(~alone)
@@ -435,9 +435,8 @@ class _StreamedEvents:
         for kind_, count in reason_kinds(malformed["reason"]).items() if len(malformed) else ():
             self.report.reasons[f"(row): {kind_}"] += int(count)
         self.report.rows_read = rows + len(malformed)
-        self._rows = rows
-        self._dropped = np.sort(np.concatenate(dropped)) if dropped else np.array([], dtype=np.int64)
-        self._checked_out = self._dropped  # the row numbers the rules quarantined (before the clock's)
+        # The row numbers the rules quarantined: a kept row's number is its position plus those before it.
+        self._checked_out = np.sort(np.concatenate(dropped)) if dropped else np.array([], dtype=np.int64)
         self._bad = [malformed] if len(malformed) else []
         for rule in sorted(by_rule):
             bad_rows = pd.concat(by_rule[rule], ignore_index=True)
@@ -584,7 +583,7 @@ class _StreamedEvents:
         positions = np.setdiff1d(np.concatenate(late) if late else np.array([], np.int64), self.spill.removed)
         if not len(positions):
             return 0
-        checked = self._checked_out  # a kept row's number: its position plus the rows checked out before it
+        checked = self._checked_out
         wanted = positions + np.searchsorted(checked - np.arange(len(checked)), positions, side="right")
         parts = []
         for start, table in self._chunks(self._reader()):
@@ -595,7 +594,6 @@ class _StreamedEvents:
         raw.index = pd.Index(self._lines_at(raw.index.to_numpy()))
         self._bad.append(_quarantine_rows(self.name, raw, column=column, reason=reason, report=self.report))
         self.spill.remove(positions)
-        self._dropped = np.sort(np.concatenate([self._dropped, wanted]))
         return len(positions)
 
     def finish(self) -> list[pd.DataFrame]:
